@@ -1,0 +1,524 @@
+//! Authentication (HTTP Basic with argon2id, client-certificate CNs) and authorization
+//! (allow lists of typed principals).
+//!
+//! The pipeline calls [`Authenticator::authenticate`] with the current [`Directory`]
+//! snapshot, then [`Directory::is_allowed`] with the path's allow list.
+
+mod basic;
+mod cache;
+mod principal;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use basic::{
+    check_password_hash, hash_password, parse_basic, BasicCredentials, HashPasswordError,
+};
+pub use principal::{
+    check_group_member, check_user_name, Directory, Identity, ParsePrincipalError, Principal,
+    PrincipalRef,
+};
+
+use basic::Verdict;
+use cache::{cache_key, VerifyCache};
+
+/// How many requests may wait for a verification slot, per slot, before `Busy`.
+///
+/// One default-params verification takes roughly 20–50 ms on one core, so 32 waiting per
+/// slot means a wait of about one second at worst. Waiting longer helps nobody: the client
+/// does better with `503` + `Retry-After`, and an unbounded queue would let a flood of bad
+/// passwords hold memory and delay every real user indefinitely. Scaling with the number
+/// of slots keeps that bound the same on any machine.
+const MAX_WAITING_PER_SLOT: usize = 32;
+
+/// Why a request's credentials were not accepted.
+///
+/// `Display` never includes the password or the header value; the user name is not part
+/// of it either (callers that want it can log [`BasicCredentials::user`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// An Authorization header is present but is not valid Basic (bad base64, no colon,
+    /// not UTF-8, empty user name, other scheme).
+    Malformed,
+    /// No such user in the current config.
+    UnknownUser,
+    /// The password does not match (or the account's hash is unusable).
+    WrongPassword,
+    /// Too many verifications are waiting: answer `503` with `Retry-After`.
+    Busy,
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthError::Malformed => "malformed Authorization header (expected Basic credentials)",
+            AuthError::UnknownUser => "unknown user",
+            AuthError::WrongPassword => "wrong password",
+            AuthError::Busy => "too many password verifications waiting",
+        })
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// Counters for logs and tests: how the authenticator has been answering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthStats {
+    /// argon2 verifications started (real accounts and the unknown-user dummy).
+    pub verifications: u64,
+    /// Requests answered from the cache of recent successes.
+    pub cache_hits: u64,
+    /// Requests refused with [`AuthError::Busy`].
+    pub busy: u64,
+    /// Entries currently in the cache (expired ones included until evicted).
+    pub cached: usize,
+}
+
+/// Verifies Basic credentials with argon2id, caching successful verifications briefly.
+#[derive(Debug)]
+pub struct Authenticator {
+    cache: VerifyCache,
+    /// One permit per verification allowed to run at once (argon2 is CPU-bound).
+    slots: Arc<Semaphore>,
+    /// Requests waiting for a permit right now.
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    verifications: AtomicU64,
+    cache_hits: AtomicU64,
+    busy: AtomicU64,
+}
+
+impl Default for Authenticator {
+    /// TTL 60 s, 10 000 cache entries, one verification per available core.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Authenticator::new(Duration::from_secs(60), 10_000, cores)
+    }
+}
+
+impl Authenticator {
+    /// Caches successes for `ttl` (at most `max_entries`; 0 disables the cache) and runs at
+    /// most `max_concurrent` verifications at once (at least 1), with up to 32 requests per
+    /// slot waiting before [`AuthError::Busy`].
+    pub fn new(ttl: Duration, max_entries: usize, max_concurrent: usize) -> Self {
+        let slots = max_concurrent.max(1);
+        Authenticator {
+            cache: VerifyCache::new(ttl, max_entries),
+            slots: Arc::new(Semaphore::new(slots)),
+            waiting: AtomicUsize::new(0),
+            max_waiting: slots * MAX_WAITING_PER_SLOT,
+            verifications: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> AuthStats {
+        AuthStats {
+            verifications: self.verifications.load(Ordering::Relaxed),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
+            cached: self.cache.len(),
+        }
+    }
+
+    /// Verify the request's credentials. `authorization` = the raw Authorization header if
+    /// any; `cert_cn` = CN of a client certificate that TLS already verified.
+    ///
+    /// No Authorization header → `Identity { user: None, cert: cert_cn }`. A header that is
+    /// not Basic or is malformed → `Err(Malformed)`. Basic with bad credentials → `Err` even
+    /// if a certificate is present: a request that claims to be a user and fails is refused
+    /// rather than silently downgraded to its certificate.
+    pub async fn authenticate(
+        &self,
+        dir: &Directory,
+        authorization: Option<&::http::HeaderValue>,
+        cert_cn: Option<&str>,
+    ) -> Result<Identity, AuthError> {
+        let cert = cert_cn.map(str::to_owned);
+        let Some(value) = authorization else {
+            return Ok(Identity { user: None, cert });
+        };
+        let creds = parse_basic(value)?;
+        let phc = dir.password_hash(creds.user()).map(str::to_owned);
+        let key = phc
+            .as_deref()
+            .map(|phc| cache_key(creds.user(), creds.password(), phc));
+        let (user, password) = creds.into_parts();
+        if key.is_some_and(|key| self.cache.contains(&key, Instant::now())) {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Identity {
+                user: Some(user),
+                cert,
+            });
+        }
+
+        let permit = self.acquire_slot().await?;
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        // The permit moves into the blocking task, so the concurrency bound holds even if
+        // this request is cancelled while argon2 runs.
+        let verdict = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            basic::verify(phc.as_deref(), &password)
+        })
+        .await
+        // A panic or runtime shutdown proves nothing about the password: fail closed.
+        .unwrap_or(Verdict::Mismatch);
+
+        match verdict {
+            Verdict::Match => {
+                if let Some(key) = key {
+                    self.cache.insert(key, Instant::now());
+                }
+                Ok(Identity {
+                    user: Some(user),
+                    cert,
+                })
+            }
+            Verdict::Mismatch => Err(AuthError::WrongPassword),
+            Verdict::UnknownUser => Err(AuthError::UnknownUser),
+        }
+    }
+
+    /// Waits for a verification slot, or refuses at once if too many are waiting already.
+    async fn acquire_slot(&self) -> Result<OwnedSemaphorePermit, AuthError> {
+        // Tokio's semaphore is fair: this only succeeds when nobody is queued.
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        // Held until this function returns, i.e. while queued for the semaphore.
+        let waiting = WaitingGuard::enter(&self.waiting);
+        if waiting.position >= self.max_waiting {
+            self.busy.fetch_add(1, Ordering::Relaxed);
+            return Err(AuthError::Busy);
+        }
+        // The semaphore is never closed; if it were, refusing is the safe answer.
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AuthError::Busy)
+    }
+}
+
+/// Counts a request as waiting for as long as it lives, including when its future is
+/// dropped mid-wait (client gone), so the count cannot leak.
+struct WaitingGuard<'a> {
+    counter: &'a AtomicUsize,
+    /// How many were waiting before this one.
+    position: usize,
+}
+
+impl<'a> WaitingGuard<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        let position = counter.fetch_add(1, Ordering::AcqRel);
+        WaitingGuard { counter, position }
+    }
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::basic::tests::cheap_hash;
+    use super::*;
+    use ::http::HeaderValue;
+    use base64::Engine as _;
+    use std::collections::BTreeMap;
+
+    const PW: &str = "pa:ss word";
+
+    fn basic(user: &str, password: &str) -> HeaderValue {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        HeaderValue::from_str(&format!("Basic {token}")).unwrap()
+    }
+
+    fn dir_with(users: &[(&str, &str)]) -> Directory {
+        let users = users
+            .iter()
+            .map(|(u, h)| (u.to_string(), h.to_string()))
+            .collect();
+        Directory::new(users, BTreeMap::new())
+    }
+
+    fn auth() -> Authenticator {
+        Authenticator::new(Duration::from_secs(60), 100, 2)
+    }
+
+    #[tokio::test]
+    async fn no_header_gives_the_certificate_or_anonymous() {
+        let a = auth();
+        let d = dir_with(&[]);
+        let id = a.authenticate(&d, None, None).await.unwrap();
+        assert!(id.is_anonymous());
+        let id = a.authenticate(&d, None, Some("client01")).await.unwrap();
+        assert_eq!(
+            id,
+            Identity {
+                user: None,
+                cert: Some("client01".into())
+            }
+        );
+        assert_eq!(a.stats().verifications, 0);
+    }
+
+    #[tokio::test]
+    async fn malformed_header_is_refused_even_with_a_certificate() {
+        let a = auth();
+        let d = dir_with(&[("alice", &cheap_hash(PW))]);
+        for raw in ["Bearer x", "YWxpY2U6cHc=", "Basic !!", "Basic YWxpY2U="] {
+            let v = HeaderValue::from_str(raw).unwrap();
+            let got = a.authenticate(&d, Some(&v), Some("client01")).await;
+            assert_eq!(got, Err(AuthError::Malformed), "{raw}");
+        }
+        // Parsing failures never reach argon2.
+        assert_eq!(a.stats().verifications, 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_user_still_spends_a_verification() {
+        let a = auth();
+        let d = dir_with(&[("alice", &cheap_hash(PW))]);
+        let got = a.authenticate(&d, Some(&basic("mallory", PW)), None).await;
+        assert_eq!(got, Err(AuthError::UnknownUser));
+        assert_eq!(a.stats().verifications, 1);
+        // Case matters: "Alice" is someone else.
+        let got = a.authenticate(&d, Some(&basic("Alice", PW)), None).await;
+        assert_eq!(got, Err(AuthError::UnknownUser));
+    }
+
+    #[tokio::test]
+    async fn wrong_or_empty_password_is_refused_even_with_a_certificate() {
+        let a = auth();
+        let d = dir_with(&[("alice", &cheap_hash(PW))]);
+        for wrong in ["pa", "pa:ss", "pa:ss word ", ""] {
+            let got = a
+                .authenticate(&d, Some(&basic("alice", wrong)), Some("client01"))
+                .await;
+            assert_eq!(got, Err(AuthError::WrongPassword), "{wrong:?}");
+        }
+        // Failures are not cached.
+        assert_eq!(a.stats().cached, 0);
+    }
+
+    #[tokio::test]
+    async fn password_with_colon_works_and_keeps_the_certificate() {
+        let a = auth();
+        let d = dir_with(&[("alice", &cheap_hash(PW))]);
+        let id = a
+            .authenticate(&d, Some(&basic("alice", PW)), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            id,
+            Identity {
+                user: Some("alice".into()),
+                cert: None
+            }
+        );
+        let id = a
+            .authenticate(&d, Some(&basic("alice", PW)), Some("c1"))
+            .await
+            .unwrap();
+        assert_eq!(id.to_string(), "user:alice+cert:c1");
+    }
+
+    #[tokio::test]
+    async fn unusable_hash_in_directory_is_a_wrong_password() {
+        let a = auth();
+        let d = dir_with(&[(
+            "alice",
+            "$argon2i$v=19$m=256,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+        )]);
+        let got = a.authenticate(&d, Some(&basic("alice", PW)), None).await;
+        assert_eq!(got, Err(AuthError::WrongPassword));
+    }
+
+    #[tokio::test]
+    async fn cache_hit_does_not_verify_again() {
+        let a = auth();
+        let d = dir_with(&[("alice", &cheap_hash(PW))]);
+        for _ in 0..3 {
+            a.authenticate(&d, Some(&basic("alice", PW)), None)
+                .await
+                .unwrap();
+        }
+        let s = a.stats();
+        assert_eq!((s.verifications, s.cache_hits, s.cached), (1, 2, 1));
+        // A wrong password is not answered from the cache.
+        let got = a
+            .authenticate(&d, Some(&basic("alice", "nope")), None)
+            .await;
+        assert_eq!(got, Err(AuthError::WrongPassword));
+        assert_eq!(a.stats().verifications, 2);
+    }
+
+    #[tokio::test]
+    async fn changed_hash_invalidates_and_removed_user_is_refused() {
+        let a = auth();
+        let old = dir_with(&[("alice", &cheap_hash(PW))]);
+        a.authenticate(&old, Some(&basic("alice", PW)), None)
+            .await
+            .unwrap();
+        // Password changed in the config: the old password no longer works.
+        let new = dir_with(&[("alice", &cheap_hash("new password"))]);
+        let got = a.authenticate(&new, Some(&basic("alice", PW)), None).await;
+        assert_eq!(got, Err(AuthError::WrongPassword));
+        a.authenticate(&new, Some(&basic("alice", "new password")), None)
+            .await
+            .unwrap();
+        // Same password re-hashed (new salt): verified afresh, not served from the cache.
+        let rehashed = dir_with(&[("alice", &cheap_hash(PW))]);
+        a.authenticate(&rehashed, Some(&basic("alice", PW)), None)
+            .await
+            .unwrap();
+        assert_eq!(a.stats().verifications, 4);
+        assert_eq!(a.stats().cache_hits, 0);
+        // User removed: refused although a success is still cached for the old snapshot.
+        let got = a
+            .authenticate(&dir_with(&[]), Some(&basic("alice", PW)), None)
+            .await;
+        assert_eq!(got, Err(AuthError::UnknownUser));
+        assert_eq!(a.stats().cache_hits, 0);
+    }
+
+    #[tokio::test]
+    async fn cached_success_expires_after_the_ttl() {
+        let a = Authenticator::new(Duration::from_millis(100), 100, 1);
+        let d = dir_with(&[("alice", &cheap_hash(PW))]);
+        a.authenticate(&d, Some(&basic("alice", PW)), None)
+            .await
+            .unwrap();
+        a.authenticate(&d, Some(&basic("alice", PW)), None)
+            .await
+            .unwrap();
+        assert_eq!((a.stats().verifications, a.stats().cache_hits), (1, 1));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        a.authenticate(&d, Some(&basic("alice", PW)), None)
+            .await
+            .unwrap();
+        assert_eq!((a.stats().verifications, a.stats().cache_hits), (2, 1));
+    }
+
+    async fn wait_for_waiting(a: &Authenticator, n: usize) {
+        for _ in 0..500 {
+            if a.waiting.load(Ordering::Acquire) == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!(
+            "expected {n} waiting, have {}",
+            a.waiting.load(Ordering::Acquire)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn busy_when_the_queue_is_full() {
+        let a = Arc::new(Authenticator::new(Duration::from_secs(60), 100, 1));
+        let d = Arc::new(dir_with(&[("alice", &cheap_hash(PW))]));
+        // Warm the cache, then occupy the only slot so every verification has to queue.
+        a.authenticate(&d, Some(&basic("alice", PW)), None)
+            .await
+            .unwrap();
+        let held = a.slots.clone().acquire_owned().await.unwrap();
+        let queued: Vec<_> = (0..MAX_WAITING_PER_SLOT)
+            .map(|i| {
+                let (a, d) = (a.clone(), d.clone());
+                tokio::spawn(async move {
+                    let wrong = format!("wrong{i}");
+                    a.authenticate(&d, Some(&basic("alice", &wrong)), None)
+                        .await
+                })
+            })
+            .collect();
+        wait_for_waiting(&a, MAX_WAITING_PER_SLOT).await;
+        let got = a.authenticate(&d, Some(&basic("alice", "x")), None).await;
+        assert_eq!(got, Err(AuthError::Busy));
+        let got = a.authenticate(&d, Some(&basic("bob", "x")), None).await;
+        assert_eq!(got, Err(AuthError::Busy));
+        assert_eq!(a.stats().busy, 2);
+        // A cached success needs no slot, so it still gets through.
+        a.authenticate(&d, Some(&basic("alice", PW)), None)
+            .await
+            .unwrap();
+        // Releasing the slot lets every queued request finish normally.
+        drop(held);
+        for q in queued {
+            assert_eq!(q.await.unwrap(), Err(AuthError::WrongPassword));
+        }
+        assert_eq!(a.waiting.load(Ordering::Acquire), 0);
+        assert_eq!(a.slots.available_permits(), 1);
+    }
+
+    #[tokio::test]
+    async fn cancelled_waiter_leaves_the_queue() {
+        let a = Authenticator::new(Duration::from_secs(60), 100, 1);
+        let d = dir_with(&[("alice", &cheap_hash(PW))]);
+        let held = a.slots.clone().acquire_owned().await.unwrap();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(50),
+            a.authenticate(&d, Some(&basic("alice", PW)), None),
+        )
+        .await;
+        assert!(waited.is_err(), "should still be queued");
+        assert_eq!(a.waiting.load(Ordering::Acquire), 0);
+        drop(held);
+        a.authenticate(&d, Some(&basic("alice", PW)), None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn errors_never_show_the_password_or_header() {
+        let a = auth();
+        let secret = "hunter2-Secret";
+        let d = dir_with(&[("alice", &cheap_hash(PW))]);
+        let header = basic("alice", secret);
+        let token = header.to_str().unwrap()["Basic ".len()..].to_owned();
+        let mut errors = vec![AuthError::Malformed, AuthError::Busy];
+        errors.push(a.authenticate(&d, Some(&header), None).await.unwrap_err());
+        errors.push(
+            a.authenticate(&d, Some(&basic("bob", secret)), None)
+                .await
+                .unwrap_err(),
+        );
+        assert!(
+            errors.contains(&AuthError::WrongPassword) && errors.contains(&AuthError::UnknownUser)
+        );
+        for e in errors {
+            let shown = format!("{e} {e:?}");
+            assert!(
+                !shown.contains(secret) && !shown.contains(&token),
+                "{shown}"
+            );
+            assert!(!e.to_string().is_empty());
+        }
+        assert_eq!(AuthError::UnknownUser.to_string(), "unknown user");
+    }
+
+    #[test]
+    fn defaults() {
+        let a = Authenticator::default();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(a.slots.available_permits(), cores);
+        assert_eq!(a.max_waiting, cores * MAX_WAITING_PER_SLOT);
+        assert_eq!(a.stats(), AuthStats::default());
+        // Zero concurrency would deadlock every request; it means one.
+        assert_eq!(
+            Authenticator::new(Duration::ZERO, 0, 0)
+                .slots
+                .available_permits(),
+            1
+        );
+    }
+}

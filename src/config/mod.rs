@@ -1,0 +1,418 @@
+//! The configuration: TOML schema, validation with `file:line:col` errors,
+//! and the immutable [`Config`] snapshot every request reads.
+//!
+//! Loading is all-or-nothing: a file that does not validate never produces a
+//! `Config`, so a broken edit can never replace a good running config.
+
+mod error;
+mod raw;
+
+pub use error::{line_col, ConfigError};
+
+use crate::auth::{self, Directory, PrincipalRef};
+use crate::vpath::{Integrity, Verify, Vpath, VpathTable};
+use raw::RawConfig;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// Default chunk size for integrity: 1 MiB.
+pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
+/// Smallest chunk size accepted (4 KiB): smaller chunks make manifests huge.
+pub const MIN_CHUNK_SIZE: u64 = 4 << 10;
+/// Largest chunk size accepted (64 MiB): a chunk is read whole before sending.
+pub const MAX_CHUNK_SIZE: u64 = 64 << 20;
+
+/// One validated configuration snapshot. Immutable; swapped whole.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it came from (absolute).
+    pub path: PathBuf,
+    /// `[server]`
+    pub server: ServerSettings,
+    /// `[tls]`
+    pub tls: TlsSettings,
+    /// Users and groups.
+    pub directory: Directory,
+    /// The virtual paths.
+    pub vpaths: VpathTable,
+}
+
+/// `[server]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Addresses to accept TLS connections on.
+    pub listen: Vec<SocketAddr>,
+    /// Folder for persisted state (absolute).
+    pub state_dir: PathBuf,
+    /// Timeouts and limits.
+    pub limits: Limits,
+}
+
+/// Connection timeouts and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time allowed to receive a request's headers (HTTP/1.1).
+    pub header_read_timeout: Duration,
+    /// Idle keep-alive connections are closed after this.
+    pub idle_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most concurrent HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// How long running transfers may go on after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 16 * 1024,
+            max_connections: 10_000,
+            h2_max_concurrent_streams: 128,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Minimum TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    V1_2,
+    /// TLS 1.3 only.
+    V1_3,
+}
+
+/// `[tls]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Certificate chain file (absolute).
+    pub cert: PathBuf,
+    /// Private key file (absolute).
+    pub key: PathBuf,
+    /// Client CA file (absolute), enabling client-certificate identities.
+    pub client_ca: Option<PathBuf>,
+    /// Minimum protocol version.
+    pub min_version: TlsVersion,
+    /// Make development certificates when the files are missing.
+    pub dev_certs: bool,
+}
+
+impl TlsSettings {
+    /// True when dev certificates are enabled and some file is still missing.
+    pub fn dev_certs_missing(&self) -> bool {
+        self.dev_certs
+            && [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|p| !p.exists())
+    }
+}
+
+impl Config {
+    /// Read, parse and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let path = std::path::absolute(path)
+            .map_err(|e| ConfigError::whole_file(path, format!("cannot resolve path: {e}")))?;
+        let source = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::whole_file(&path, format!("cannot read config: {e}")))?;
+        Self::parse(&path, &source)
+    }
+
+    /// Parse and validate config text that came from `path`.
+    pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(source).map_err(|e| {
+            let message = e.message().trim().to_string();
+            match e.span() {
+                Some(span) => ConfigError::at(path, source, span, message),
+                None => ConfigError::whole_file(path, message),
+            }
+        })?;
+        Validator { path, source, base: path.parent().unwrap_or(Path::new("/")) }.validate(raw)
+    }
+}
+
+impl Config {
+    /// What `check-config` prints: each effective path and who may read it.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "{}: OK", self.path.display());
+        let listen: Vec<String> = self.server.listen.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(out, "listen: {} (TLS only)", listen.join(", "));
+        for vp in self.vpaths.iter() {
+            let integrity = match vp.integrity {
+                Integrity::Auto => "auto",
+                Integrity::Published => "published",
+            };
+            let verify = match vp.verify {
+                Verify::Cached => "cached",
+                Verify::Always => "always",
+            };
+            let _ = writeln!(
+                out,
+                "{} -> {} (integrity {integrity}, verify {verify}, chunk {} bytes)",
+                vp.url,
+                vp.dir.display(),
+                vp.chunk_size
+            );
+            if vp.anonymous {
+                let _ = writeln!(out, "  readable by: anyone (anonymous = true)");
+            } else {
+                let who: Vec<String> = self.directory.expand(&vp.allow).iter().map(|p| p.to_string()).collect();
+                let who = if who.is_empty() { "nobody (allow is empty)".to_string() } else { who.join(", ") };
+                let _ = writeln!(out, "  readable by: {who}");
+            }
+        }
+        if self.tls.dev_certs_missing() {
+            let _ = writeln!(out, "note: TLS files are missing; `serve` will create development certificates");
+        }
+        out
+    }
+}
+
+/// Turns the raw schema into a [`Config`], failing at the first problem.
+struct Validator<'a> {
+    path: &'a Path,
+    source: &'a str,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::at(self.path, self.source, span, message)
+    }
+
+    fn path_of(&self, s: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+        if s.get_ref().is_empty() {
+            return Err(self.err(s.span(), "path must not be empty"));
+        }
+        Ok(self.base.join(s.get_ref()))
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let server = self.server(raw.server)?;
+        let tls = self.tls(raw.tls)?;
+        let directory = self.directory(&raw.users, &raw.groups)?;
+        let vpaths = self.vpaths(&raw.vpath, &directory)?;
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            server,
+            tls,
+            directory,
+            vpaths,
+        })
+    }
+
+    fn server(&self, raw: Spanned<raw::RawServer>) -> Result<ServerSettings, ConfigError> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        if raw.listen.get_ref().is_empty() {
+            return Err(self.err(raw.listen.span(), "listen needs at least one address"));
+        }
+        let mut listen = Vec::new();
+        for a in raw.listen.get_ref() {
+            let addr: SocketAddr = a.get_ref().parse().map_err(|_| {
+                self.err(a.span(), format!("invalid listen address {:?}: expected IP:PORT or [IPv6]:PORT", a.get_ref()))
+            })?;
+            if listen.contains(&addr) {
+                return Err(self.err(a.span(), format!("listen address {addr} appears twice")));
+            }
+            listen.push(addr);
+        }
+        let state_dir = match &raw.state_dir {
+            Some(s) => self.path_of(s)?,
+            None => self.base.join("state"),
+        };
+        let d = Limits::default();
+        let secs = |v: &Option<Spanned<u64>>, default: Duration, max: u64| -> Result<Duration, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(s) if (1..=max).contains(s.get_ref()) => Ok(Duration::from_secs(*s.get_ref())),
+                Some(s) => Err(self.err(s.span(), format!("must be between 1 and {max} seconds"))),
+            }
+        };
+        let num = |v: &Option<Spanned<u64>>, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(s) if (min..=max).contains(s.get_ref()) => Ok(*s.get_ref()),
+                Some(s) => Err(self.err(s.span(), format!("must be between {min} and {max}"))),
+            }
+        };
+        let _ = span;
+        let limits = Limits {
+            handshake_timeout: secs(&raw.handshake_timeout_secs, d.handshake_timeout, 300)?,
+            header_read_timeout: secs(&raw.header_read_timeout_secs, d.header_read_timeout, 300)?,
+            idle_timeout: secs(&raw.idle_timeout_secs, d.idle_timeout, 3600)?,
+            max_header_bytes: num(&raw.max_header_bytes, d.max_header_bytes as u64, 8192, 1 << 20)? as usize,
+            max_connections: num(&raw.max_connections, d.max_connections as u64, 1, 1_000_000)? as usize,
+            h2_max_concurrent_streams: num(&raw.h2_max_concurrent_streams, d.h2_max_concurrent_streams.into(), 1, 10_000)?
+                as u32,
+            shutdown_grace: secs(&raw.shutdown_grace_secs, d.shutdown_grace, 3600)?,
+        };
+        Ok(ServerSettings { listen, state_dir, limits })
+    }
+
+    fn tls(&self, raw: Spanned<raw::RawTls>) -> Result<TlsSettings, ConfigError> {
+        let raw = raw.into_inner();
+        let min_version = match raw.min_version.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+            None | Some(("1.2", _)) => TlsVersion::V1_2,
+            Some(("1.3", _)) => TlsVersion::V1_3,
+            Some((other, span)) => {
+                return Err(self.err(span, format!("min_version must be \"1.2\" or \"1.3\", not {other:?}")))
+            }
+        };
+        let settings = TlsSettings {
+            cert: self.path_of(&raw.cert)?,
+            key: self.path_of(&raw.key)?,
+            client_ca: raw.client_ca.as_ref().map(|c| self.path_of(c)).transpose()?,
+            min_version,
+            dev_certs: raw.dev_certs,
+        };
+        if settings.dev_certs_missing() {
+            // `serve` creates them before building the TLS config; nothing to check yet.
+            return Ok(settings);
+        }
+        crate::tls::load_cert_chain(&settings.cert).map_err(|e| self.err(raw.cert.span(), e.to_string()))?;
+        crate::tls::load_private_key(&settings.key).map_err(|e| self.err(raw.key.span(), e.to_string()))?;
+        if let (Some(ca), Some(span)) = (&settings.client_ca, raw.client_ca.as_ref().map(|c| c.span())) {
+            crate::tls::load_client_roots(ca).map_err(|e| self.err(span, e.to_string()))?;
+        }
+        Ok(settings)
+    }
+
+    fn directory(
+        &self,
+        users: &BTreeMap<String, Spanned<raw::RawUser>>,
+        groups: &BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    ) -> Result<Directory, ConfigError> {
+        let mut hashes = BTreeMap::new();
+        for (name, user) in users {
+            if name.is_empty() || name.contains(':') || name.chars().any(char::is_control) {
+                return Err(self.err(user.span(), format!("invalid user name {name:?}: it must be non-empty without ':'")));
+            }
+            let phc = &user.get_ref().password_hash;
+            auth::check_password_hash(phc.get_ref())
+                .map_err(|e| self.err(phc.span(), format!("user {name}: password_hash: {e}")))?;
+            hashes.insert(name.clone(), phc.get_ref().clone());
+        }
+        let mut members = BTreeMap::new();
+        for (name, list) in groups {
+            if name.is_empty() || name.contains(':') {
+                return Err(self.err(list.span(), format!("invalid group name {name:?}")));
+            }
+            let mut refs = Vec::new();
+            for m in list.get_ref() {
+                let r: PrincipalRef = m.get_ref().parse().map_err(|e| self.err(m.span(), format!("{e}")))?;
+                match &r {
+                    PrincipalRef::User(u) if !hashes.contains_key(u) => {
+                        return Err(self.err(m.span(), format!("group {name}: unknown user {u:?}")))
+                    }
+                    PrincipalRef::Group(_) => {
+                        return Err(self.err(m.span(), format!("group {name}: groups cannot contain groups")))
+                    }
+                    _ => {}
+                }
+                refs.push(r);
+            }
+            members.insert(name.clone(), refs);
+        }
+        Ok(Directory::new(hashes, members))
+    }
+
+    fn vpaths(&self, raw: &[Spanned<raw::RawVpath>], dir: &Directory) -> Result<VpathTable, ConfigError> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for v in raw {
+            let v = v.get_ref();
+            let url = v.url.get_ref();
+            if !url.starts_with('/') || url.contains('?') || url.contains('#') {
+                return Err(self.err(v.url.span(), format!("url {url:?} must start with '/' and have no query")));
+            }
+            let trimmed = url.trim_end_matches('/');
+            let segments = if trimmed.is_empty() {
+                Vec::new()
+            } else {
+                crate::resolve::decode_segments(&trimmed[1..])
+                    .map_err(|e| self.err(v.url.span(), format!("url {url:?} is not a safe path: {e}")))?
+            };
+            if !seen.insert(segments.clone()) {
+                return Err(self.err(v.url.span(), format!("url {url:?} is configured twice")));
+            }
+            let dir_path = self.path_of(&v.dir)?;
+            match std::fs::metadata(&dir_path) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(self.err(v.dir.span(), format!("dir {} is not a folder", dir_path.display()))),
+                Err(e) => return Err(self.err(v.dir.span(), format!("dir {}: {e}", dir_path.display()))),
+            }
+            let mut allow = Vec::new();
+            for a in &v.allow {
+                let r: PrincipalRef = a.get_ref().parse().map_err(|e| self.err(a.span(), format!("{e}")))?;
+                match &r {
+                    PrincipalRef::User(u) if !dir.has_user(u) => {
+                        return Err(self.err(a.span(), format!("allow names unknown user {u:?}")))
+                    }
+                    PrincipalRef::Group(g) if !dir.has_group(g) => {
+                        return Err(self.err(a.span(), format!("allow names unknown group {g:?}")))
+                    }
+                    _ => {}
+                }
+                allow.push(r);
+            }
+            let chunk_size = match &v.chunk_size {
+                None => DEFAULT_CHUNK_SIZE,
+                Some(c) if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(c.get_ref()) => *c.get_ref(),
+                Some(c) => {
+                    return Err(self.err(
+                        c.span(),
+                        format!("chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"),
+                    ))
+                }
+            };
+            let integrity = match v.integrity.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+                None | Some(("auto", _)) => Integrity::Auto,
+                Some(("published", _)) => Integrity::Published,
+                Some((other, span)) => {
+                    return Err(self.err(span, format!("integrity must be \"auto\" or \"published\", not {other:?}")))
+                }
+            };
+            let verify = match v.verify.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+                None | Some(("cached", _)) => Verify::Cached,
+                Some(("always", _)) => Verify::Always,
+                Some((other, span)) => {
+                    return Err(self.err(span, format!("verify must be \"cached\" or \"always\", not {other:?}")))
+                }
+            };
+            if !v.publisher_keys.is_empty() && integrity != Integrity::Published {
+                return Err(self.err(v.publisher_keys[0].span(), "publisher_keys needs integrity = \"published\""));
+            }
+            let publisher_keys = v.publisher_keys.iter().map(|k| self.path_of(k)).collect::<Result<_, _>>()?;
+            out.push(Vpath {
+                url: if trimmed.is_empty() { "/".into() } else { trimmed.to_string() },
+                segments,
+                dir: dir_path,
+                anonymous: v.anonymous,
+                allow,
+                chunk_size,
+                integrity,
+                verify,
+                publisher_keys,
+            });
+        }
+        Ok(VpathTable::new(out))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! The TOML schema exactly as an operator writes it, with source spans.
+//!
+//! Every table denies unknown keys so that a typo (`anonymus = true`) is an
+//! error with a position instead of a silently ignored setting.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[server]`
+    pub server: Spanned<RawServer>,
+    /// `[tls]`
+    pub tls: Spanned<RawTls>,
+    /// `[users.NAME]`
+    #[serde(default)]
+    pub users: BTreeMap<String, Spanned<RawUser>>,
+    /// `[groups]`: group name → members.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    /// `[[vpath]]`
+    #[serde(default)]
+    pub vpath: Vec<Spanned<RawVpath>>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Socket addresses to accept TLS on.
+    pub listen: Spanned<Vec<Spanned<String>>>,
+    /// Folder for cached manifests and quarantine records.
+    #[serde(default)]
+    pub state_dir: Option<Spanned<String>>,
+    /// Seconds a client has to finish the TLS handshake.
+    #[serde(default)]
+    pub handshake_timeout_secs: Option<Spanned<u64>>,
+    /// Seconds a client has to send a request's headers (HTTP/1.1).
+    #[serde(default)]
+    pub header_read_timeout_secs: Option<Spanned<u64>>,
+    /// Seconds an idle keep-alive connection is kept open.
+    #[serde(default)]
+    pub idle_timeout_secs: Option<Spanned<u64>>,
+    /// Largest request head accepted, in bytes.
+    #[serde(default)]
+    pub max_header_bytes: Option<Spanned<u64>>,
+    /// Most connections open at once; further clients wait in the backlog.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<u64>>,
+    /// Most concurrent HTTP/2 streams per connection.
+    #[serde(default)]
+    pub h2_max_concurrent_streams: Option<Spanned<u64>>,
+    /// Seconds running transfers may go on after SIGTERM/SIGINT.
+    #[serde(default)]
+    pub shutdown_grace_secs: Option<Spanned<u64>>,
+}
+
+/// `[tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain.
+    pub cert: Spanned<String>,
+    /// PEM private key.
+    pub key: Spanned<String>,
+    /// PEM CA certificates that client certificates must chain to.
+    #[serde(default)]
+    pub client_ca: Option<Spanned<String>>,
+    /// "1.2" or "1.3".
+    #[serde(default)]
+    pub min_version: Option<Spanned<String>>,
+    /// Make development certificates when the files are missing.
+    #[serde(default)]
+    pub dev_certs: bool,
+}
+
+/// `[users.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    /// argon2id PHC string.
+    pub password_hash: Spanned<String>,
+}
+
+/// `[[vpath]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVpath {
+    /// URL prefix.
+    pub url: Spanned<String>,
+    /// Folder served under it.
+    pub dir: Spanned<String>,
+    /// Serve without credentials.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Principals that may read.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// Integrity chunk size in bytes.
+    #[serde(default)]
+    pub chunk_size: Option<Spanned<u64>>,
+    /// "auto" or "published".
+    #[serde(default)]
+    pub integrity: Option<Spanned<String>>,
+    /// "cached" or "always".
+    #[serde(default)]
+    pub verify: Option<Spanned<String>>,
+    /// Ed25519 public key files (SubjectPublicKeyInfo PEM).
+    #[serde(default)]
+    pub publisher_keys: Vec<Spanned<String>>,
+}

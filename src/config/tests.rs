@@ -1,0 +1,130 @@
+//! Config parsing and validation: every error names file:line:col.
+
+use super::*;
+use std::fs;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("content")).unwrap();
+        crate::devcerts::write_dev_certs(&dir.path().join("certs")).unwrap();
+        Fixture { dir }
+    }
+
+    fn parse(&self, body: &str) -> Result<Config, ConfigError> {
+        let path = self.dir.path().join("distpoint.toml");
+        fs::write(&path, body).unwrap();
+        Config::load(&path)
+    }
+}
+
+const HEAD: &str = r#"[server]
+listen = ["127.0.0.1:0"]
+[tls]
+cert = "certs/server.crt"
+key = "certs/server.key"
+client_ca = "certs/ca.crt"
+"#;
+
+fn with(extra: &str) -> String {
+    format!("{HEAD}{extra}")
+}
+
+fn err(f: &Fixture, body: &str) -> String {
+    let e = f.parse(body).expect_err("config should be refused");
+    e.to_string()
+}
+
+#[test]
+fn unknown_key_is_an_error_with_position() {
+    let f = Fixture::new();
+    let e = err(&f, &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nanonymus = true\n"));
+    assert!(e.contains("distpoint.toml:10:1:"), "{e}");
+    assert!(e.contains("anonymus"), "{e}");
+}
+
+#[test]
+fn missing_dir_key_is_an_error() {
+    let f = Fixture::new();
+    let e = err(&f, &with("[[vpath]]\nurl = \"/a\"\n"));
+    assert!(e.contains("dir"), "{e}");
+    assert!(e.contains("distpoint.toml:"), "{e}");
+}
+
+#[test]
+fn nonexistent_dir_is_an_error_at_the_value() {
+    let f = Fixture::new();
+    let e = err(&f, &with("[[vpath]]\nurl = \"/a\"\ndir = \"nope\"\n"));
+    assert!(e.contains("distpoint.toml:9:7:"), "{e}");
+}
+
+#[test]
+fn allow_naming_unknown_user_or_group_is_an_error() {
+    let f = Fixture::new();
+    let e = err(&f, &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nallow = [\"user:bob\"]\n"));
+    assert!(e.contains("distpoint.toml:10:10:") && e.contains("unknown user"), "{e}");
+    let e = err(&f, &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nallow = [\"group:g\"]\n"));
+    assert!(e.contains("unknown group"), "{e}");
+    let e = err(&f, &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nallow = [\"alice\"]\n"));
+    assert!(e.contains("user:NAME"), "{e}");
+}
+
+#[test]
+fn unreadable_key_is_an_error() {
+    let f = Fixture::new();
+    fs::write(f.dir.path().join("certs/server.key"), "not a key").unwrap();
+    let e = err(&f, HEAD);
+    assert!(e.contains("distpoint.toml:5:7:") && e.contains("private key"), "{e}");
+    assert!(!e.contains("not a key"), "key material must not be echoed: {e}");
+}
+
+#[test]
+fn bad_values_are_refused() {
+    let f = Fixture::new();
+    for (extra, needle) in [
+        ("[[vpath]]\nurl = \"a\"\ndir = \"content\"\n", "must start with '/'"),
+        ("[[vpath]]\nurl = \"/a/../b\"\ndir = \"content\"\n", "not a safe path"),
+        ("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nintegrity = \"x\"\n", "integrity"),
+        ("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nverify = \"x\"\n", "verify"),
+        ("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nchunk_size = 1\n", "chunk_size"),
+        ("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\n[[vpath]]\nurl = \"/a/\"\ndir = \"content\"\n", "twice"),
+        ("[users.alice]\npassword_hash = \"plain\"\n", "password_hash"),
+    ] {
+        let e = err(&f, &with(extra));
+        assert!(e.contains(needle), "{extra:?}: {e}");
+        assert!(e.contains("distpoint.toml:"), "{e}");
+    }
+    let e = err(&f, &HEAD.replace("127.0.0.1:0", "localhost"));
+    assert!(e.contains("distpoint.toml:2:11:") && e.contains("listen"), "{e}");
+    let e = err(&f, &format!("{HEAD}min_version = \"1.1\"\n"));
+    assert!(e.contains("min_version"), "{e}");
+}
+
+#[test]
+fn syntax_error_has_position() {
+    let f = Fixture::new();
+    let e = err(&f, "[server\nlisten = 1\n");
+    assert!(e.contains("distpoint.toml:1:"), "{e}");
+}
+
+#[test]
+fn valid_config_resolves_relative_paths_and_groups() {
+    let f = Fixture::new();
+    let hash = crate::auth::hash_password("pw").unwrap();
+    let c = f
+        .parse(&with(&format!(
+            "[users.alice]\npassword_hash = \"{hash}\"\n[groups]\nclients = [\"user:alice\", \"cert:client01\"]\n\
+             [[vpath]]\nurl = \"/SMS_DP_SMSPKG$/PKG00001\"\ndir = \"content\"\nallow = [\"group:clients\"]\n"
+        )))
+        .unwrap();
+    let vp = c.vpaths.get("/SMS_DP_SMSPKG$/PKG00001").unwrap();
+    assert_eq!(vp.dir, f.dir.path().join("content"));
+    assert_eq!(vp.chunk_size, DEFAULT_CHUNK_SIZE);
+    let d = c.describe();
+    assert!(d.contains("cert:client01") && d.contains("user:alice"), "{d}");
+    assert_eq!(c.tls.cert, f.dir.path().join("certs/server.crt"));
+}

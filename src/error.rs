@@ -1,0 +1,107 @@
+//! Request errors, one typed enum per layer, and the one place that maps them
+//! to HTTP status codes.
+
+use crate::auth::AuthError;
+use crate::body::ResponseBody;
+use crate::resolve::ResolveError;
+use http::{header, HeaderValue, Response, StatusCode};
+use std::fmt;
+
+/// Why a request did not get content.
+#[derive(Debug)]
+pub enum RequestError {
+    /// Not GET or HEAD.
+    MethodNotAllowed,
+    /// The URL is outside every virtual path.
+    NoRoute,
+    /// The URL decodes to something that may never reach the file system.
+    BadPath(ResolveError),
+    /// The path needs credentials and none were given.
+    NoCredentials,
+    /// Credentials were given and are not valid.
+    BadCredentials(AuthError),
+    /// Authenticated, but not on the path's allow list.
+    NotAllowed,
+    /// No such regular file beneath the path's folder.
+    NotFound(ResolveError),
+    /// If-Match / If-Unmodified-Since failed.
+    PreconditionFailed,
+    /// No requested range overlaps the file.
+    RangeNotSatisfiable {
+        /// Size of the file.
+        size: u64,
+    },
+    /// Temporarily unable to serve (for example the credential check queue is full).
+    Unavailable(String),
+    /// A server-side failure.
+    Internal(String),
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::MethodNotAllowed => f.write_str("method not allowed"),
+            RequestError::NoRoute => f.write_str("no virtual path"),
+            RequestError::BadPath(e) => write!(f, "refused path: {e}"),
+            RequestError::NoCredentials => f.write_str("no credentials"),
+            RequestError::BadCredentials(e) => write!(f, "authentication failed: {e}"),
+            RequestError::NotAllowed => f.write_str("principal not allowed on this path"),
+            RequestError::NotFound(e) => write!(f, "not found: {e}"),
+            RequestError::PreconditionFailed => f.write_str("precondition failed"),
+            RequestError::RangeNotSatisfiable { .. } => f.write_str("range not satisfiable"),
+            RequestError::Unavailable(why) => write!(f, "unavailable: {why}"),
+            RequestError::Internal(why) => write!(f, "internal error: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+impl From<AuthError> for RequestError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Busy => RequestError::Unavailable("too many credential checks waiting".into()),
+            other => RequestError::BadCredentials(other),
+        }
+    }
+}
+
+impl RequestError {
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::NoRoute | RequestError::BadPath(_) | RequestError::NotFound(_) => StatusCode::NOT_FOUND,
+            RequestError::NoCredentials | RequestError::BadCredentials(_) => StatusCode::UNAUTHORIZED,
+            RequestError::NotAllowed => StatusCode::FORBIDDEN,
+            RequestError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            RequestError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            RequestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The response: status, the headers the status requires, and a short
+    /// plain-text body that reveals nothing beyond the status.
+    pub fn into_response(&self, head_only: bool) -> Response<ResponseBody> {
+        let status = self.status();
+        let text = format!("{} {}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+        let mut builder = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .header(header::CONTENT_LENGTH, text.len());
+        match self {
+            RequestError::MethodNotAllowed => builder = builder.header(header::ALLOW, "GET, HEAD"),
+            RequestError::NoCredentials | RequestError::BadCredentials(_) => {
+                builder = builder.header(header::WWW_AUTHENTICATE, r#"Basic realm="distpoint""#)
+            }
+            RequestError::RangeNotSatisfiable { size } => {
+                builder = builder.header(header::CONTENT_RANGE, crate::http::unsatisfied_range(*size))
+            }
+            RequestError::Unavailable(_) => builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static("5")),
+            _ => {}
+        }
+        let body = if head_only { ResponseBody::empty() } else { ResponseBody::full(text) };
+        builder.body(body).expect("static headers are valid")
+    }
+}

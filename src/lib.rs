@@ -1,0 +1,24 @@
+//! distpoint: a secure software-distribution point.
+//!
+//! A TLS-only, BITS-compatible, range-capable content server. One request goes
+//! through one straight pipeline (see [`pipeline`]):
+//! accept → TLS → HTTP → route → authenticate → authorize → resolve →
+//! conditionals → range → body.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod banner;
+pub mod body;
+pub mod client;
+pub mod config;
+pub mod devcerts;
+pub mod error;
+pub mod http;
+pub mod io;
+pub mod logging;
+pub mod pipeline;
+pub mod resolve;
+pub mod server;
+pub mod tls;
+pub mod vpath;

@@ -1,0 +1,276 @@
+//! `distpoint serve`: listeners, TLS handshakes, HTTP connections, limits and
+//! graceful shutdown.
+//!
+//! accept (connection limit) → TLS handshake (timeout) → HTTP/1.1 or HTTP/2
+//! by ALPN (hyper-util auto builder) → [`crate::pipeline::handle`].
+
+use crate::auth::Authenticator;
+use crate::config::{Config, ConfigError, Limits};
+use crate::io::{Activity, ConnIo};
+use crate::{banner, devcerts, tls};
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// What every request can reach: the current config snapshot and the
+/// credential checker.
+pub struct ServerState {
+    /// The running configuration, swapped whole.
+    pub config: ArcSwap<Config>,
+    /// Basic-credential verification with its cache.
+    pub auth: Authenticator,
+}
+
+/// What is known about a connection once TLS is up.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Subject CN of a client certificate verified against `client_ca`.
+    pub cert_cn: Option<String>,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum ServerError {
+    /// The config did not validate.
+    Config(ConfigError),
+    /// Dev certificates could not be made.
+    DevCerts(devcerts::DevCertError),
+    /// TLS material could not be used.
+    Tls(tls::TlsError),
+    /// A listen address could not be bound.
+    Bind(SocketAddr, std::io::Error),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Config(e) => write!(f, "{e}"),
+            ServerError::DevCerts(e) => write!(f, "dev certificates: {e}"),
+            ServerError::Tls(e) => write!(f, "{e}"),
+            ServerError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// Run the server until SIGTERM or SIGINT, then drain.
+pub async fn run(config_path: &Path) -> Result<(), ServerError> {
+    let mut config = Config::load(config_path).map_err(ServerError::Config)?;
+    if config.tls.dev_certs_missing() {
+        make_dev_certs(&config)?;
+        config = Config::load(config_path).map_err(ServerError::Config)?;
+    }
+    let tls_config = Arc::new(tls::server_config(&config.tls).map_err(ServerError::Tls)?);
+    let mut listeners = Vec::new();
+    for addr in &config.server.listen {
+        listeners.push(bind(*addr).map_err(|e| ServerError::Bind(*addr, e))?);
+    }
+    let bound: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    banner::print(&config, &bound);
+
+    let limits = config.server.limits.clone();
+    let state = Arc::new(ServerState {
+        config: ArcSwap::from_pointee(config),
+        auth: Authenticator::default(),
+    });
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let builder = Arc::new(http_builder(&limits));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    for listener in listeners {
+        let ctx = AcceptCtx {
+            state: state.clone(),
+            acceptor: TlsAcceptor::from(tls_config.clone()),
+            builder: builder.clone(),
+            limits: limits.clone(),
+            slots: slots.clone(),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        };
+        tracker.spawn(accept_loop(listener, ctx));
+    }
+
+    wait_for_signal().await;
+    info!(grace_secs = limits.shutdown_grace.as_secs(), "shutting down: no new connections, draining transfers");
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(limits.shutdown_grace, tracker.wait()).await.is_err() {
+        warn!(open = tracker.len(), "grace period over: closing the remaining connections");
+    }
+    Ok(())
+}
+
+fn make_dev_certs(config: &Config) -> Result<(), ServerError> {
+    let t = &config.tls;
+    warn!(
+        "tls.dev_certs = true and certificate files are missing: creating a development CA, server and client \
+         certificate. Never use these in production."
+    );
+    let folder = t.cert.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let files = devcerts::DevFiles {
+        ca: t.client_ca.clone().unwrap_or_else(|| folder.join("ca.crt")),
+        server_cert: t.cert.clone(),
+        server_key: t.key.clone(),
+        client_cert: folder.join("client.crt"),
+        client_key: folder.join("client.key"),
+    };
+    devcerts::write_dev_files(&files).map_err(ServerError::DevCerts)?;
+    for p in files.all() {
+        warn!(path = %p.display(), "wrote development certificate file");
+    }
+    Ok(())
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        // `[::]` and `0.0.0.0` can then both be listed without a conflict.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        // hyper starts this timer whenever it waits for a request head, so on
+        // a keep-alive connection it also bounds the wait for the next request.
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20))
+        // Enough queued per stream to keep a 256 KiB write coalescer full.
+        .max_send_buf_size(1024 * 1024);
+    b
+}
+
+struct AcceptCtx {
+    state: Arc<ServerState>,
+    acceptor: TlsAcceptor,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+async fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
+    loop {
+        // At the connection limit, stop accepting: further clients wait in the backlog.
+        let permit = tokio::select! {
+            p = ctx.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = ctx.shutdown.cancelled() => return,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = ctx.shutdown.cancelled() => return,
+        };
+        let conn = Connection {
+            state: ctx.state.clone(),
+            acceptor: ctx.acceptor.clone(),
+            builder: ctx.builder.clone(),
+            limits: ctx.limits.clone(),
+            shutdown: ctx.shutdown.clone(),
+        };
+        ctx.tracker.spawn(async move {
+            conn.serve(tcp, peer).await;
+            drop(permit);
+        });
+    }
+}
+
+struct Connection {
+    state: Arc<ServerState>,
+    acceptor: TlsAcceptor,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Limits,
+    shutdown: CancellationToken,
+}
+
+impl Connection {
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        let tls = match tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                debug!(%peer, "TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let cert_cn = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(tls::subject_cn);
+        let info = Arc::new(ConnInfo { peer, cert_cn });
+        let activity = Activity::new();
+        let io = TokioIo::new(ConnIo::new(tls, activity.clone()));
+        let state = self.state.clone();
+        let service = service_fn(move |req| crate::pipeline::handle(state.clone(), info.clone(), req));
+        let conn = self.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    debug!(%peer, "connection ended: {e}");
+                }
+            }
+            _ = activity.idle_timeout(self.limits.idle_timeout) => {
+                debug!(%peer, "idle timeout: closing connection");
+            }
+            _ = self.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,107 @@
+//! TLS: loading PEM material and building the rustls server configuration.
+//!
+//! TLS 1.2 minimum (or 1.3 only), ALPN `h2` then `http/1.1`, no 0-RTT (rustls
+//! never accepts early data unless asked) and no renegotiation (rustls does
+//! not implement it). Client certificates are optional and, when presented,
+//! must chain to `client_ca`.
+
+use crate::config::{TlsSettings, TlsVersion};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why TLS material could not be loaded. Never contains key bytes.
+#[derive(Debug)]
+pub enum TlsError {
+    /// A file could not be read or holds no usable PEM item.
+    File(PathBuf, String),
+    /// rustls refused the combination (for example a key that does not match the certificate).
+    Config(String),
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::File(p, m) => write!(f, "{}: {m}", p.display()),
+            TlsError::Config(m) => write!(f, "TLS configuration: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// The process-wide crypto provider: ring (no C toolchain beyond cc, fast on x86_64).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Read a PEM certificate chain (at least one certificate).
+pub fn load_cert_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| TlsError::File(path.into(), format!("cannot read certificate: {e}")))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::File(path.into(), format!("invalid PEM certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError::File(path.into(), "no CERTIFICATE found".into()));
+    }
+    Ok(certs)
+}
+
+/// Read a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| TlsError::File(path.into(), format!("cannot read private key: {e}")))?;
+    // The parse error names the PEM problem, never the key material.
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::File(path.into(), format!("no usable private key: {e}")))
+}
+
+/// Read the CA certificates client certificates must chain to.
+pub fn load_client_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_cert_chain(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::File(path.into(), format!("unusable CA certificate: {e}")))?;
+    }
+    Ok(roots)
+}
+
+/// Build the rustls server configuration from validated settings.
+pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
+    let provider = provider();
+    let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
+        TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::V1_3 => &[&rustls::version::TLS13],
+    };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match &settings.client_ca {
+        Some(ca) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(load_client_roots(ca)?), provider)
+                // A client certificate is one way to authenticate, not a requirement:
+                // Basic and anonymous paths must still work without one.
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(load_cert_chain(&settings.cert)?, load_private_key(&settings.key)?)
+        .map_err(|e| TlsError::Config(format!("{}: {e}", settings.key.display())))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.max_early_data_size = 0;
+    Ok(config)
+}
+
+/// The subject CN of a (verified) client certificate, if it has one.
+pub fn subject_cn(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?;
+    (!cn.is_empty()).then(|| cn.to_string())
+}

@@ -9,7 +9,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// Characters escaped in a URL path segment.
-const SEGMENT: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'?').add(b'/').add(b'<').add(b'>');
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'?')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>');
 
 /// The base URL a local client should use for a bound address.
 pub fn base_url(addr: SocketAddr) -> String {
@@ -23,12 +31,20 @@ pub fn base_url(addr: SocketAddr) -> String {
 
 /// Print the banner on stdout (logs go to stderr).
 pub fn print(config: &Config, bound: &[SocketAddr]) {
-    println!("distpoint {} serving {} virtual path(s)", env!("CARGO_PKG_VERSION"), config.vpaths.iter().count());
+    println!(
+        "distpoint {} serving {} virtual path(s)",
+        env!("CARGO_PKG_VERSION"),
+        config.vpaths.iter().count()
+    );
     for addr in bound {
         println!("  listening on {}", base_url(*addr));
     }
     for vp in config.vpaths.iter() {
-        let who = if vp.anonymous { "anonymous".to_string() } else { format!("{} principal(s)", config.directory.expand(&vp.allow).len()) };
+        let who = if vp.anonymous {
+            "anonymous".to_string()
+        } else {
+            format!("{} principal(s)", config.directory.expand(&vp.allow).len())
+        };
         println!("  {} -> {} ({who})", vp.url, vp.dir.display());
     }
     if let Some(cmd) = bound.first().and_then(|addr| curl_example(config, *addr)) {
@@ -39,13 +55,26 @@ pub fn print(config: &Config, bound: &[SocketAddr]) {
 /// A curl command fetching the first file of the first path the dev client
 /// certificate (or anyone) may read.
 fn curl_example(config: &Config, addr: SocketAddr) -> Option<String> {
-    let ca = config.tls.client_ca.clone().unwrap_or_else(|| sibling(&config.tls.cert, "ca.crt"));
+    let ca = config
+        .tls
+        .client_ca
+        .clone()
+        .unwrap_or_else(|| sibling(&config.tls.cert, "ca.crt"));
     let client_cert = sibling(&config.tls.cert, "client.crt");
     let client_key = sibling(&config.tls.cert, "client.key");
     let has_client = config.tls.client_ca.is_some() && client_cert.exists() && client_key.exists();
-    let dev_cn = crate::auth::Identity { user: None, cert: Some(DEV_CLIENT_CN.into()) };
-    let readable = |vp: &Vpath| vp.anonymous || (has_client && config.directory.is_allowed(&dev_cn, &vp.allow));
-    let (vp, file) = config.vpaths.iter().filter(|vp| readable(vp)).find_map(|vp| first_file(&vp.dir).map(|f| (vp, f)))?;
+    let dev_cn = crate::auth::Identity {
+        user: None,
+        cert: Some(DEV_CLIENT_CN.into()),
+    };
+    let readable = |vp: &Vpath| {
+        vp.anonymous || (has_client && config.directory.is_allowed(&dev_cn, &vp.allow))
+    };
+    let (vp, file) = config
+        .vpaths
+        .iter()
+        .filter(|vp| readable(vp))
+        .find_map(|vp| first_file(&vp.dir).map(|f| (vp, f)))?;
     let mut url = base_url(addr);
     for seg in vp.segments.iter().chain(std::iter::once(&file)) {
         url.push('/');
@@ -53,7 +82,11 @@ fn curl_example(config: &Config, addr: SocketAddr) -> Option<String> {
     }
     let mut cmd = format!("curl --cacert {}", shown(&ca));
     if !vp.anonymous {
-        cmd += &format!(" --cert {} --key {}", shown(&client_cert), shown(&client_key));
+        cmd += &format!(
+            " --cert {} --key {}",
+            shown(&client_cert),
+            shown(&client_key)
+        );
     }
     Some(format!("{cmd} '{url}'"))
 }
@@ -91,6 +124,8 @@ fn shown(p: &Path) -> String {
         }
     }
     let p = clean.as_path();
-    let rel = std::env::current_dir().ok().and_then(|cwd| p.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    let rel = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(Path::to_path_buf));
     rel.unwrap_or_else(|| p.to_path_buf()).display().to_string()
 }

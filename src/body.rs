@@ -51,7 +51,9 @@ impl fmt::Display for BodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BodyError::Io(e) => write!(f, "read error: {e}"),
-            BodyError::Truncated { offset } => write!(f, "file shorter than announced at offset {offset}"),
+            BodyError::Truncated { offset } => {
+                write!(f, "file shorter than announced at offset {offset}")
+            }
             BodyError::Integrity { chunk } => write!(f, "chunk {chunk} failed verification"),
             BodyError::Cut(why) => write!(f, "transfer cut: {why}"),
         }
@@ -88,7 +90,11 @@ pub fn read_exact_at(file: &File, offset: u64, len: usize) -> Result<Bytes, Body
     let mut done = 0;
     while done < len {
         match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => return Err(BodyError::Truncated { offset: offset + done as u64 }),
+            Ok(0) => {
+                return Err(BodyError::Truncated {
+                    offset: offset + done as u64,
+                })
+            }
             Ok(n) => done += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(BodyError::Io(e)),
@@ -150,11 +156,16 @@ impl FileStream {
                     let boundary = (r.start / block + 1).saturating_mul(block);
                     let end = r.end.min(boundary);
                     if end < r.end {
-                        self.segments.push_front(Segment::File(ByteRange { start: end, end: r.end }));
+                        self.segments.push_front(Segment::File(ByteRange {
+                            start: end,
+                            end: r.end,
+                        }));
                     }
                     let source = self.source.clone();
                     let (offset, len) = (r.start, (end - r.start) as usize);
-                    return Some(Pending::Read(tokio::task::spawn_blocking(move || source.read(offset, len))));
+                    return Some(Pending::Read(tokio::task::spawn_blocking(move || {
+                        source.read(offset, len)
+                    })));
                 }
             }
         }
@@ -173,7 +184,9 @@ impl FileStream {
             Some(Pending::Read(handle)) => match ready!(Pin::new(handle).poll(cx)) {
                 Ok(Ok(b)) => b,
                 Ok(Err(e)) => return Poll::Ready(Some(Err(e))),
-                Err(join) => return Poll::Ready(Some(Err(BodyError::Io(std::io::Error::other(join))))),
+                Err(join) => {
+                    return Poll::Ready(Some(Err(BodyError::Io(std::io::Error::other(join)))))
+                }
             },
         };
         self.inflight.pop_front();
@@ -198,7 +211,10 @@ pub struct ResponseBody {
 impl ResponseBody {
     /// No body (HEAD, 304, errors without text).
     pub fn empty() -> Self {
-        ResponseBody { kind: Kind::Empty, log: None }
+        ResponseBody {
+            kind: Kind::Empty,
+            log: None,
+        }
     }
 
     /// A small in-memory body.
@@ -228,7 +244,10 @@ impl http_body::Body for ResponseBody {
     type Data = Bytes;
     type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let next = match &mut this.kind {
             Kind::Empty => None,

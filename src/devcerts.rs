@@ -6,8 +6,8 @@
 //! same [`DevCa`] to make certificates at test time.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use std::fmt;
 use std::io::Write;
@@ -54,7 +54,9 @@ pub struct PemPair {
 impl fmt::Debug for PemPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the key.
-        f.debug_struct("PemPair").field("cert", &self.cert).finish_non_exhaustive()
+        f.debug_struct("PemPair")
+            .field("cert", &self.cert)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,7 +72,11 @@ impl DevCa {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = name(cn);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
         Ok(DevCa {
@@ -86,7 +92,8 @@ impl DevCa {
 
     /// A server certificate for `names` (DNS names or IP addresses).
     pub fn issue_server(&self, names: &[&str]) -> Result<PemPair, DevCertError> {
-        let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
         params.distinguished_name = name(names.first().copied().unwrap_or("localhost"));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -148,7 +155,13 @@ impl DevFiles {
 
     /// Every path, certificates first.
     pub fn all(&self) -> [&Path; 5] {
-        [&self.ca, &self.server_cert, &self.client_cert, &self.server_key, &self.client_key]
+        [
+            &self.ca,
+            &self.server_cert,
+            &self.client_cert,
+            &self.server_key,
+            &self.client_key,
+        ]
     }
 }
 
@@ -174,7 +187,8 @@ pub fn write_dev_files(files: &DevFiles) -> Result<(), DevCertError> {
     ];
     for (path, text, secret) in contents {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| DevCertError::Write(parent.to_path_buf(), e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| DevCertError::Write(parent.to_path_buf(), e))?;
         }
         write_file(path, text, secret)?;
     }
@@ -185,7 +199,10 @@ fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), DevCertError>
     use std::os::unix::fs::OpenOptionsExt;
     let err = |e| DevCertError::Write(path.to_path_buf(), e);
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true).mode(if secret { 0o600 } else { 0o644 });
+    opts.write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if secret { 0o600 } else { 0o644 });
     let mut f = opts.open(path).map_err(err)?;
     f.write_all(text.as_bytes()).map_err(err)?;
     f.sync_all().map_err(err)

@@ -60,7 +60,9 @@ impl std::error::Error for RequestError {}
 impl From<AuthError> for RequestError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Busy => RequestError::Unavailable("too many credential checks waiting".into()),
+            AuthError::Busy => {
+                RequestError::Unavailable("too many credential checks waiting".into())
+            }
             other => RequestError::BadCredentials(other),
         }
     }
@@ -71,8 +73,12 @@ impl RequestError {
     pub fn status(&self) -> StatusCode {
         match self {
             RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            RequestError::NoRoute | RequestError::BadPath(_) | RequestError::NotFound(_) => StatusCode::NOT_FOUND,
-            RequestError::NoCredentials | RequestError::BadCredentials(_) => StatusCode::UNAUTHORIZED,
+            RequestError::NoRoute | RequestError::BadPath(_) | RequestError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            RequestError::NoCredentials | RequestError::BadCredentials(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             RequestError::NotAllowed => StatusCode::FORBIDDEN,
             RequestError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             RequestError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -85,7 +91,11 @@ impl RequestError {
     /// plain-text body that reveals nothing beyond the status.
     pub fn into_response(&self, head_only: bool) -> Response<ResponseBody> {
         let status = self.status();
-        let text = format!("{} {}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+        let text = format!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
         let mut builder = Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -96,12 +106,19 @@ impl RequestError {
                 builder = builder.header(header::WWW_AUTHENTICATE, r#"Basic realm="distpoint""#)
             }
             RequestError::RangeNotSatisfiable { size } => {
-                builder = builder.header(header::CONTENT_RANGE, crate::http::unsatisfied_range(*size))
+                builder =
+                    builder.header(header::CONTENT_RANGE, crate::http::unsatisfied_range(*size))
             }
-            RequestError::Unavailable(_) => builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static("5")),
+            RequestError::Unavailable(_) => {
+                builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+            }
             _ => {}
         }
-        let body = if head_only { ResponseBody::empty() } else { ResponseBody::full(text) };
+        let body = if head_only {
+            ResponseBody::empty()
+        } else {
+            ResponseBody::full(text)
+        };
         builder.body(body).expect("static headers are valid")
     }
 }

@@ -103,7 +103,11 @@ impl<T: AsyncWrite + Unpin> ConnIo<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for ConnIo<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
@@ -115,11 +119,19 @@ impl<T: AsyncRead + Unpin> AsyncRead for ConnIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.poll_write_vectored(cx, &[IoSlice::new(data)])
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if this.buf.len() + total > COALESCE_BYTES {
@@ -167,7 +179,11 @@ mod tests {
     }
 
     impl AsyncWrite for Recorder {
-        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
             self.writes.push(b.len());
             self.data.extend_from_slice(b);
             Poll::Ready(Ok(b.len()))
@@ -197,6 +213,8 @@ mod tests {
         assert_eq!(rec.data, expect, "bytes and order preserved");
         // 100 frames of ~16 KiB in 256 KiB writes: 7 writes, not 200.
         assert!(rec.writes.len() <= 8, "writes: {:?}", rec.writes);
-        assert!(rec.writes[..rec.writes.len() - 1].iter().all(|&n| n >= 64 * 1024));
+        assert!(rec.writes[..rec.writes.len() - 1]
+            .iter()
+            .all(|&n| n >= 64 * 1024));
     }
 }

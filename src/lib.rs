@@ -15,6 +15,7 @@ pub mod config;
 pub mod devcerts;
 pub mod error;
 pub mod http;
+pub mod integrity;
 pub mod io;
 pub mod logging;
 pub mod pipeline;

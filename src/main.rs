@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "distpoint", version, about = "A secure software-distribution point")]
+#[command(
+    name = "distpoint",
+    version,
+    about = "A secure software-distribution point"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,7 +54,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => {
             distpoint::logging::init();
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => return fail(format!("cannot start the runtime: {e}")),
             };
@@ -81,7 +88,9 @@ fn main() -> ExitCode {
                 Err(e) => fail(format!("hash-password: {e}")),
             }
         }
-        Command::Certs { command: CertsCommand::Dev { out } } => match distpoint::devcerts::write_dev_certs(&out) {
+        Command::Certs {
+            command: CertsCommand::Dev { out },
+        } => match distpoint::devcerts::write_dev_certs(&out) {
             Ok(files) => {
                 for p in files.all() {
                     println!("wrote {}", p.display());

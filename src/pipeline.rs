@@ -57,10 +57,17 @@ async fn serve<B>(
 ) -> Result<Response<ResponseBody>, RequestError> {
     let method = allowed_method(req.method())?;
     let segments = decode_path(req.uri().path())?;
-    let (vpath, rest) = config.vpaths.route(&segments).ok_or(RequestError::NoRoute)?;
+    let (vpath, rest) = config
+        .vpaths
+        .route(&segments)
+        .ok_or(RequestError::NoRoute)?;
     let identity = state
         .auth
-        .authenticate(&config.directory, req.headers().get(header::AUTHORIZATION), conn.cert_cn.as_deref())
+        .authenticate(
+            &config.directory,
+            req.headers().get(header::AUTHORIZATION),
+            conn.cert_cn.as_deref(),
+        )
         .await?;
     log.principal(identity.to_string());
     authorize(config, vpath, &identity)?;
@@ -141,7 +148,8 @@ fn respond(
         etag: etag_of(&file.identity),
         last_modified: file.identity.modified(),
     };
-    let etag = HeaderValue::from_str(&validators.etag).map_err(|e| RequestError::Internal(e.to_string()))?;
+    let etag = HeaderValue::from_str(&validators.etag)
+        .map_err(|e| RequestError::Internal(e.to_string()))?;
     let last_modified = sem::http_date(validators.last_modified);
     let honor_range = match sem::evaluate_preconditions(method, headers, &validators) {
         Precondition::Failed => return Err(RequestError::PreconditionFailed),
@@ -155,9 +163,15 @@ fn respond(
         }
         Precondition::Proceed { honor_range } => honor_range && *method == Method::GET,
     };
-    let plan = if honor_range { sem::plan_range(headers.get(header::RANGE), size) } else { RangePlan::Full };
+    let plan = if honor_range {
+        sem::plan_range(headers.get(header::RANGE), size)
+    } else {
+        RangePlan::Full
+    };
     let name = rest.last().map(String::as_str).unwrap_or("");
-    let content_type = mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream");
+    let content_type = mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
     let builder = Response::builder()
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, etag)
@@ -165,8 +179,21 @@ fn respond(
     let (builder, segments, len) = match plan {
         RangePlan::Unsatisfiable => return Err(RequestError::RangeNotSatisfiable { size }),
         RangePlan::Full => {
-            let segments = if size > 0 { vec![Segment::File(sem::ByteRange { start: 0, end: size })] } else { vec![] };
-            (builder.status(StatusCode::OK).header(header::CONTENT_TYPE, content_type), segments, size)
+            let segments = if size > 0 {
+                vec![Segment::File(sem::ByteRange {
+                    start: 0,
+                    end: size,
+                })]
+            } else {
+                vec![]
+            };
+            (
+                builder
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, content_type),
+                segments,
+                size,
+            )
         }
         RangePlan::Single(r) => (
             builder
@@ -179,7 +206,9 @@ fn respond(
         RangePlan::Multi(ranges) => {
             let body = sem::multipart(&ranges, size, content_type, &sem::new_boundary());
             (
-                builder.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_TYPE, body.content_type),
+                builder
+                    .status(StatusCode::PARTIAL_CONTENT)
+                    .header(header::CONTENT_TYPE, body.content_type),
                 body.segments,
                 body.len,
             )
@@ -188,7 +217,10 @@ fn respond(
     let body = if *method == Method::HEAD {
         ResponseBody::empty()
     } else {
-        ResponseBody::file(FileStream::new(Arc::new(PlainFile::new(file.file)), segments))
+        ResponseBody::file(FileStream::new(
+            Arc::new(PlainFile::new(file.file)),
+            segments,
+        ))
     };
     builder
         .header(header::CONTENT_LENGTH, len)
@@ -198,8 +230,17 @@ fn respond(
 
 /// Headers every response carries.
 fn security_headers(h: &mut HeaderMap) {
-    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     // Packages may contain HTML or SVG; never let them run script on this origin.
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
 }

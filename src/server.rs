@@ -80,7 +80,10 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     for addr in &config.server.listen {
         listeners.push(bind(*addr).map_err(|e| ServerError::Bind(*addr, e))?);
     }
-    let bound: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let bound: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
     banner::print(&config, &bound);
 
     let limits = config.server.limits.clone();
@@ -106,11 +109,20 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     }
 
     wait_for_signal().await;
-    info!(grace_secs = limits.shutdown_grace.as_secs(), "shutting down: no new connections, draining transfers");
+    info!(
+        grace_secs = limits.shutdown_grace.as_secs(),
+        "shutting down: no new connections, draining transfers"
+    );
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(limits.shutdown_grace, tracker.wait()).await.is_err() {
-        warn!(open = tracker.len(), "grace period over: closing the remaining connections");
+    if tokio::time::timeout(limits.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            open = tracker.len(),
+            "grace period over: closing the remaining connections"
+        );
     }
     Ok(())
 }
@@ -121,7 +133,11 @@ fn make_dev_certs(config: &Config) -> Result<(), ServerError> {
         "tls.dev_certs = true and certificate files are missing: creating a development CA, server and client \
          certificate. Never use these in production."
     );
-    let folder = t.cert.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let folder = t
+        .cert
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let files = devcerts::DevFiles {
         ca: t.client_ca.clone().unwrap_or_else(|| folder.join("ca.crt")),
         server_cert: t.cert.clone(),
@@ -224,17 +240,20 @@ struct Connection {
 impl Connection {
     async fn serve(self, tcp: TcpStream, peer: SocketAddr) {
         let _ = tcp.set_nodelay(true);
-        let tls = match tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                debug!(%peer, "TLS handshake failed: {e}");
-                return;
-            }
-            Err(_) => {
-                debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        };
+        let tls =
+            match tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
         let cert_cn = tls
             .get_ref()
             .1
@@ -245,7 +264,8 @@ impl Connection {
         let activity = Activity::new();
         let io = TokioIo::new(ConnIo::new(tls, activity.clone()));
         let state = self.state.clone();
-        let service = service_fn(move |req| crate::pipeline::handle(state.clone(), info.clone(), req));
+        let service =
+            service_fn(move |req| crate::pipeline::handle(state.clone(), info.clone(), req));
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         tokio::select! {

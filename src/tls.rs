@@ -41,7 +41,8 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Read a PEM certificate chain (at least one certificate).
 pub fn load_cert_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|e| TlsError::File(path.into(), format!("cannot read certificate: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| TlsError::File(path.into(), format!("cannot read certificate: {e}")))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::File(path.into(), format!("invalid PEM certificate: {e}")))?;
@@ -53,9 +54,11 @@ pub fn load_cert_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsE
 
 /// Read a PEM private key (PKCS#8, PKCS#1 or SEC1).
 pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|e| TlsError::File(path.into(), format!("cannot read private key: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| TlsError::File(path.into(), format!("cannot read private key: {e}")))?;
     // The parse error names the PEM problem, never the key material.
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::File(path.into(), format!("no usable private key: {e}")))
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| TlsError::File(path.into(), format!("no usable private key: {e}")))
 }
 
 /// Read the CA certificates client certificates must chain to.
@@ -81,18 +84,24 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let builder = match &settings.client_ca {
         Some(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(load_client_roots(ca)?), provider)
-                // A client certificate is one way to authenticate, not a requirement:
-                // Basic and anonymous paths must still work without one.
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| TlsError::Config(e.to_string()))?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(load_client_roots(ca)?),
+                provider,
+            )
+            // A client certificate is one way to authenticate, not a requirement:
+            // Basic and anonymous paths must still work without one.
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
     let mut config = builder
-        .with_single_cert(load_cert_chain(&settings.cert)?, load_private_key(&settings.key)?)
+        .with_single_cert(
+            load_cert_chain(&settings.cert)?,
+            load_private_key(&settings.key)?,
+        )
         .map_err(|e| TlsError::Config(format!("{}: {e}", settings.key.display())))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.max_early_data_size = 0;

@@ -59,7 +59,12 @@ pub struct VpathTable {
 impl VpathTable {
     /// Build a table; the caller has rejected duplicate URLs.
     pub fn new(mut paths: Vec<Vpath>) -> Self {
-        paths.sort_by(|a, b| b.segments.len().cmp(&a.segments.len()).then(a.url.cmp(&b.url)));
+        paths.sort_by(|a, b| {
+            b.segments
+                .len()
+                .cmp(&a.segments.len())
+                .then(a.url.cmp(&b.url))
+        });
         VpathTable {
             paths: paths.into_iter().map(Arc::new).collect(),
         }
@@ -93,7 +98,11 @@ mod tests {
     fn vp(url: &str) -> Vpath {
         Vpath {
             url: url.into(),
-            segments: url.split('/').filter(|s| !s.is_empty()).map(String::from).collect(),
+            segments: url
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
             dir: PathBuf::from("/x"),
             anonymous: false,
             allow: vec![],
@@ -105,7 +114,10 @@ mod tests {
     }
 
     fn segs(p: &str) -> Vec<String> {
-        p.split('/').filter(|s| !s.is_empty()).map(String::from).collect()
+        p.split('/')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
     }
 
     #[test]

@@ -69,12 +69,19 @@ pub struct Conn {
 
 impl Conn {
     /// Connect to `addr`, verify the server as `server_name`, and start HTTP.
-    pub async fn connect(addr: SocketAddr, server_name: &str, tls: Arc<ClientConfig>) -> Result<Conn, ClientError> {
+    pub async fn connect(
+        addr: SocketAddr,
+        server_name: &str,
+        tls: Arc<ClientConfig>,
+    ) -> Result<Conn, ClientError> {
         let tcp = TcpStream::connect(addr).await.map_err(ClientError::Io)?;
         let _ = tcp.set_nodelay(true);
         let name = ServerName::try_from(server_name.to_string())
             .map_err(|e| ClientError::Tls(format!("invalid server name {server_name:?}: {e}")))?;
-        let stream = TlsConnector::from(tls).connect(name, tcp).await.map_err(|e| ClientError::Tls(e.to_string()))?;
+        let stream = TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let io = TokioIo::new(stream);
         if h2 {
@@ -86,16 +93,27 @@ impl Conn {
                 .await
                 .map_err(ClientError::Http)?;
             tokio::spawn(conn);
-            Ok(Conn { sender: Sender::H2(sender), protocol: Protocol::Http2 })
+            Ok(Conn {
+                sender: Sender::H2(sender),
+                protocol: Protocol::Http2,
+            })
         } else {
-            let (sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(ClientError::Http)?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(ClientError::Http)?;
             tokio::spawn(conn);
-            Ok(Conn { sender: Sender::H1(sender), protocol: Protocol::Http1 })
+            Ok(Conn {
+                sender: Sender::H1(sender),
+                protocol: Protocol::Http1,
+            })
         }
     }
 
     /// Send one request and wait for the response head.
-    pub async fn send(&mut self, req: Request<Empty<Bytes>>) -> Result<Response<Incoming>, ClientError> {
+    pub async fn send(
+        &mut self,
+        req: Request<Empty<Bytes>>,
+    ) -> Result<Response<Incoming>, ClientError> {
         match &mut self.sender {
             Sender::H1(s) => {
                 s.ready().await.map_err(ClientError::Http)?;

@@ -18,7 +18,9 @@ pub fn client_config(
 ) -> Result<Arc<ClientConfig>, ClientError> {
     let mut store = RootCertStore::empty();
     for r in roots {
-        store.add(r.clone()).map_err(|e| ClientError::Tls(format!("unusable CA certificate: {e}")))?;
+        store
+            .add(r.clone())
+            .map_err(|e| ClientError::Tls(format!("unusable CA certificate: {e}")))?;
     }
     let builder = ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()

@@ -139,7 +139,12 @@ impl Config {
                 None => ConfigError::whole_file(path, message),
             }
         })?;
-        Validator { path, source, base: path.parent().unwrap_or(Path::new("/")) }.validate(raw)
+        Validator {
+            path,
+            source,
+            base: path.parent().unwrap_or(Path::new("/")),
+        }
+        .validate(raw)
     }
 }
 
@@ -170,13 +175,25 @@ impl Config {
             if vp.anonymous {
                 let _ = writeln!(out, "  readable by: anyone (anonymous = true)");
             } else {
-                let who: Vec<String> = self.directory.expand(&vp.allow).iter().map(|p| p.to_string()).collect();
-                let who = if who.is_empty() { "nobody (allow is empty)".to_string() } else { who.join(", ") };
+                let who: Vec<String> = self
+                    .directory
+                    .expand(&vp.allow)
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect();
+                let who = if who.is_empty() {
+                    "nobody (allow is empty)".to_string()
+                } else {
+                    who.join(", ")
+                };
                 let _ = writeln!(out, "  readable by: {who}");
             }
         }
         if self.tls.dev_certs_missing() {
-            let _ = writeln!(out, "note: TLS files are missing; `serve` will create development certificates");
+            let _ = writeln!(
+                out,
+                "note: TLS files are missing; `serve` will create development certificates"
+            );
         }
         out
     }
@@ -224,7 +241,13 @@ impl Validator<'_> {
         let mut listen = Vec::new();
         for a in raw.listen.get_ref() {
             let addr: SocketAddr = a.get_ref().parse().map_err(|_| {
-                self.err(a.span(), format!("invalid listen address {:?}: expected IP:PORT or [IPv6]:PORT", a.get_ref()))
+                self.err(
+                    a.span(),
+                    format!(
+                        "invalid listen address {:?}: expected IP:PORT or [IPv6]:PORT",
+                        a.get_ref()
+                    ),
+                )
             })?;
             if listen.contains(&addr) {
                 return Err(self.err(a.span(), format!("listen address {addr} appears twice")));
@@ -236,14 +259,21 @@ impl Validator<'_> {
             None => self.base.join("state"),
         };
         let d = Limits::default();
-        let secs = |v: &Option<Spanned<u64>>, default: Duration, max: u64| -> Result<Duration, ConfigError> {
+        let secs = |v: &Option<Spanned<u64>>,
+                    default: Duration,
+                    max: u64|
+         -> Result<Duration, ConfigError> {
             match v {
                 None => Ok(default),
                 Some(s) if (1..=max).contains(s.get_ref()) => Ok(Duration::from_secs(*s.get_ref())),
                 Some(s) => Err(self.err(s.span(), format!("must be between 1 and {max} seconds"))),
             }
         };
-        let num = |v: &Option<Spanned<u64>>, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+        let num = |v: &Option<Spanned<u64>>,
+                   default: u64,
+                   min: u64,
+                   max: u64|
+         -> Result<u64, ConfigError> {
             match v {
                 None => Ok(default),
                 Some(s) if (min..=max).contains(s.get_ref()) => Ok(*s.get_ref()),
@@ -255,28 +285,53 @@ impl Validator<'_> {
             handshake_timeout: secs(&raw.handshake_timeout_secs, d.handshake_timeout, 300)?,
             header_read_timeout: secs(&raw.header_read_timeout_secs, d.header_read_timeout, 300)?,
             idle_timeout: secs(&raw.idle_timeout_secs, d.idle_timeout, 3600)?,
-            max_header_bytes: num(&raw.max_header_bytes, d.max_header_bytes as u64, 8192, 1 << 20)? as usize,
-            max_connections: num(&raw.max_connections, d.max_connections as u64, 1, 1_000_000)? as usize,
-            h2_max_concurrent_streams: num(&raw.h2_max_concurrent_streams, d.h2_max_concurrent_streams.into(), 1, 10_000)?
-                as u32,
+            max_header_bytes: num(
+                &raw.max_header_bytes,
+                d.max_header_bytes as u64,
+                8192,
+                1 << 20,
+            )? as usize,
+            max_connections: num(&raw.max_connections, d.max_connections as u64, 1, 1_000_000)?
+                as usize,
+            h2_max_concurrent_streams: num(
+                &raw.h2_max_concurrent_streams,
+                d.h2_max_concurrent_streams.into(),
+                1,
+                10_000,
+            )? as u32,
             shutdown_grace: secs(&raw.shutdown_grace_secs, d.shutdown_grace, 3600)?,
         };
-        Ok(ServerSettings { listen, state_dir, limits })
+        Ok(ServerSettings {
+            listen,
+            state_dir,
+            limits,
+        })
     }
 
     fn tls(&self, raw: Spanned<raw::RawTls>) -> Result<TlsSettings, ConfigError> {
         let raw = raw.into_inner();
-        let min_version = match raw.min_version.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        let min_version = match raw
+            .min_version
+            .as_ref()
+            .map(|s| (s.get_ref().as_str(), s.span()))
+        {
             None | Some(("1.2", _)) => TlsVersion::V1_2,
             Some(("1.3", _)) => TlsVersion::V1_3,
             Some((other, span)) => {
-                return Err(self.err(span, format!("min_version must be \"1.2\" or \"1.3\", not {other:?}")))
+                return Err(self.err(
+                    span,
+                    format!("min_version must be \"1.2\" or \"1.3\", not {other:?}"),
+                ))
             }
         };
         let settings = TlsSettings {
             cert: self.path_of(&raw.cert)?,
             key: self.path_of(&raw.key)?,
-            client_ca: raw.client_ca.as_ref().map(|c| self.path_of(c)).transpose()?,
+            client_ca: raw
+                .client_ca
+                .as_ref()
+                .map(|c| self.path_of(c))
+                .transpose()?,
             min_version,
             dev_certs: raw.dev_certs,
         };
@@ -284,9 +339,14 @@ impl Validator<'_> {
             // `serve` creates them before building the TLS config; nothing to check yet.
             return Ok(settings);
         }
-        crate::tls::load_cert_chain(&settings.cert).map_err(|e| self.err(raw.cert.span(), e.to_string()))?;
-        crate::tls::load_private_key(&settings.key).map_err(|e| self.err(raw.key.span(), e.to_string()))?;
-        if let (Some(ca), Some(span)) = (&settings.client_ca, raw.client_ca.as_ref().map(|c| c.span())) {
+        crate::tls::load_cert_chain(&settings.cert)
+            .map_err(|e| self.err(raw.cert.span(), e.to_string()))?;
+        crate::tls::load_private_key(&settings.key)
+            .map_err(|e| self.err(raw.key.span(), e.to_string()))?;
+        if let (Some(ca), Some(span)) = (
+            &settings.client_ca,
+            raw.client_ca.as_ref().map(|c| c.span()),
+        ) {
             crate::tls::load_client_roots(ca).map_err(|e| self.err(span, e.to_string()))?;
         }
         Ok(settings)
@@ -300,7 +360,10 @@ impl Validator<'_> {
         let mut hashes = BTreeMap::new();
         for (name, user) in users {
             if name.is_empty() || name.contains(':') || name.chars().any(char::is_control) {
-                return Err(self.err(user.span(), format!("invalid user name {name:?}: it must be non-empty without ':'")));
+                return Err(self.err(
+                    user.span(),
+                    format!("invalid user name {name:?}: it must be non-empty without ':'"),
+                ));
             }
             let phc = &user.get_ref().password_hash;
             auth::check_password_hash(phc.get_ref())
@@ -314,13 +377,19 @@ impl Validator<'_> {
             }
             let mut refs = Vec::new();
             for m in list.get_ref() {
-                let r: PrincipalRef = m.get_ref().parse().map_err(|e| self.err(m.span(), format!("{e}")))?;
+                let r: PrincipalRef = m
+                    .get_ref()
+                    .parse()
+                    .map_err(|e| self.err(m.span(), format!("{e}")))?;
                 match &r {
                     PrincipalRef::User(u) if !hashes.contains_key(u) => {
                         return Err(self.err(m.span(), format!("group {name}: unknown user {u:?}")))
                     }
                     PrincipalRef::Group(_) => {
-                        return Err(self.err(m.span(), format!("group {name}: groups cannot contain groups")))
+                        return Err(self.err(
+                            m.span(),
+                            format!("group {name}: groups cannot contain groups"),
+                        ))
                     }
                     _ => {}
                 }
@@ -331,21 +400,29 @@ impl Validator<'_> {
         Ok(Directory::new(hashes, members))
     }
 
-    fn vpaths(&self, raw: &[Spanned<raw::RawVpath>], dir: &Directory) -> Result<VpathTable, ConfigError> {
+    fn vpaths(
+        &self,
+        raw: &[Spanned<raw::RawVpath>],
+        dir: &Directory,
+    ) -> Result<VpathTable, ConfigError> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for v in raw {
             let v = v.get_ref();
             let url = v.url.get_ref();
             if !url.starts_with('/') || url.contains('?') || url.contains('#') {
-                return Err(self.err(v.url.span(), format!("url {url:?} must start with '/' and have no query")));
+                return Err(self.err(
+                    v.url.span(),
+                    format!("url {url:?} must start with '/' and have no query"),
+                ));
             }
             let trimmed = url.trim_end_matches('/');
             let segments = if trimmed.is_empty() {
                 Vec::new()
             } else {
-                crate::resolve::decode_segments(&trimmed[1..])
-                    .map_err(|e| self.err(v.url.span(), format!("url {url:?} is not a safe path: {e}")))?
+                crate::resolve::decode_segments(&trimmed[1..]).map_err(|e| {
+                    self.err(v.url.span(), format!("url {url:?} is not a safe path: {e}"))
+                })?
             };
             if !seen.insert(segments.clone()) {
                 return Err(self.err(v.url.span(), format!("url {url:?} is configured twice")));
@@ -353,12 +430,22 @@ impl Validator<'_> {
             let dir_path = self.path_of(&v.dir)?;
             match std::fs::metadata(&dir_path) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(self.err(v.dir.span(), format!("dir {} is not a folder", dir_path.display()))),
-                Err(e) => return Err(self.err(v.dir.span(), format!("dir {}: {e}", dir_path.display()))),
+                Ok(_) => {
+                    return Err(self.err(
+                        v.dir.span(),
+                        format!("dir {} is not a folder", dir_path.display()),
+                    ))
+                }
+                Err(e) => {
+                    return Err(self.err(v.dir.span(), format!("dir {}: {e}", dir_path.display())))
+                }
             }
             let mut allow = Vec::new();
             for a in &v.allow {
-                let r: PrincipalRef = a.get_ref().parse().map_err(|e| self.err(a.span(), format!("{e}")))?;
+                let r: PrincipalRef = a
+                    .get_ref()
+                    .parse()
+                    .map_err(|e| self.err(a.span(), format!("{e}")))?;
                 match &r {
                     PrincipalRef::User(u) if !dir.has_user(u) => {
                         return Err(self.err(a.span(), format!("allow names unknown user {u:?}")))
@@ -373,33 +460,54 @@ impl Validator<'_> {
             let chunk_size = match &v.chunk_size {
                 None => DEFAULT_CHUNK_SIZE,
                 Some(c) if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(c.get_ref()) => *c.get_ref(),
-                Some(c) => {
-                    return Err(self.err(
-                        c.span(),
-                        format!("chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"),
-                    ))
-                }
+                Some(c) => return Err(self.err(
+                    c.span(),
+                    format!(
+                        "chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"
+                    ),
+                )),
             };
-            let integrity = match v.integrity.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+            let integrity = match v
+                .integrity
+                .as_ref()
+                .map(|s| (s.get_ref().as_str(), s.span()))
+            {
                 None | Some(("auto", _)) => Integrity::Auto,
                 Some(("published", _)) => Integrity::Published,
                 Some((other, span)) => {
-                    return Err(self.err(span, format!("integrity must be \"auto\" or \"published\", not {other:?}")))
+                    return Err(self.err(
+                        span,
+                        format!("integrity must be \"auto\" or \"published\", not {other:?}"),
+                    ))
                 }
             };
             let verify = match v.verify.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
                 None | Some(("cached", _)) => Verify::Cached,
                 Some(("always", _)) => Verify::Always,
                 Some((other, span)) => {
-                    return Err(self.err(span, format!("verify must be \"cached\" or \"always\", not {other:?}")))
+                    return Err(self.err(
+                        span,
+                        format!("verify must be \"cached\" or \"always\", not {other:?}"),
+                    ))
                 }
             };
             if !v.publisher_keys.is_empty() && integrity != Integrity::Published {
-                return Err(self.err(v.publisher_keys[0].span(), "publisher_keys needs integrity = \"published\""));
+                return Err(self.err(
+                    v.publisher_keys[0].span(),
+                    "publisher_keys needs integrity = \"published\"",
+                ));
             }
-            let publisher_keys = v.publisher_keys.iter().map(|k| self.path_of(k)).collect::<Result<_, _>>()?;
+            let publisher_keys = v
+                .publisher_keys
+                .iter()
+                .map(|k| self.path_of(k))
+                .collect::<Result<_, _>>()?;
             out.push(Vpath {
-                url: if trimmed.is_empty() { "/".into() } else { trimmed.to_string() },
+                url: if trimmed.is_empty() {
+                    "/".into()
+                } else {
+                    trimmed.to_string()
+                },
                 segments,
                 dir: dir_path,
                 anonymous: v.anonymous,

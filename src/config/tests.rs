@@ -42,7 +42,10 @@ fn err(f: &Fixture, body: &str) -> String {
 #[test]
 fn unknown_key_is_an_error_with_position() {
     let f = Fixture::new();
-    let e = err(&f, &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nanonymus = true\n"));
+    let e = err(
+        &f,
+        &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nanonymus = true\n"),
+    );
     assert!(e.contains("distpoint.toml:10:1:"), "{e}");
     assert!(e.contains("anonymus"), "{e}");
 }
@@ -65,11 +68,23 @@ fn nonexistent_dir_is_an_error_at_the_value() {
 #[test]
 fn allow_naming_unknown_user_or_group_is_an_error() {
     let f = Fixture::new();
-    let e = err(&f, &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nallow = [\"user:bob\"]\n"));
-    assert!(e.contains("distpoint.toml:10:10:") && e.contains("unknown user"), "{e}");
-    let e = err(&f, &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nallow = [\"group:g\"]\n"));
+    let e = err(
+        &f,
+        &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nallow = [\"user:bob\"]\n"),
+    );
+    assert!(
+        e.contains("distpoint.toml:10:10:") && e.contains("unknown user"),
+        "{e}"
+    );
+    let e = err(
+        &f,
+        &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nallow = [\"group:g\"]\n"),
+    );
     assert!(e.contains("unknown group"), "{e}");
-    let e = err(&f, &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nallow = [\"alice\"]\n"));
+    let e = err(
+        &f,
+        &with("[[vpath]]\nurl = \"/a\"\ndir = \"content\"\nallow = [\"alice\"]\n"),
+    );
     assert!(e.contains("user:NAME"), "{e}");
 }
 
@@ -78,8 +93,14 @@ fn unreadable_key_is_an_error() {
     let f = Fixture::new();
     fs::write(f.dir.path().join("certs/server.key"), "not a key").unwrap();
     let e = err(&f, HEAD);
-    assert!(e.contains("distpoint.toml:5:7:") && e.contains("private key"), "{e}");
-    assert!(!e.contains("not a key"), "key material must not be echoed: {e}");
+    assert!(
+        e.contains("distpoint.toml:5:7:") && e.contains("private key"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("not a key"),
+        "key material must not be echoed: {e}"
+    );
 }
 
 #[test]
@@ -99,7 +120,10 @@ fn bad_values_are_refused() {
         assert!(e.contains("distpoint.toml:"), "{e}");
     }
     let e = err(&f, &HEAD.replace("127.0.0.1:0", "localhost"));
-    assert!(e.contains("distpoint.toml:2:11:") && e.contains("listen"), "{e}");
+    assert!(
+        e.contains("distpoint.toml:2:11:") && e.contains("listen"),
+        "{e}"
+    );
     let e = err(&f, &format!("{HEAD}min_version = \"1.1\"\n"));
     assert!(e.contains("min_version"), "{e}");
 }
@@ -125,6 +149,9 @@ fn valid_config_resolves_relative_paths_and_groups() {
     assert_eq!(vp.dir, f.dir.path().join("content"));
     assert_eq!(vp.chunk_size, DEFAULT_CHUNK_SIZE);
     let d = c.describe();
-    assert!(d.contains("cert:client01") && d.contains("user:alice"), "{d}");
+    assert!(
+        d.contains("cert:client01") && d.contains("user:alice"),
+        "{d}"
+    );
     assert_eq!(c.tls.cert, f.dir.path().join("certs/server.crt"));
 }

@@ -1,0 +1,160 @@
+//! Streaming: bounded memory for huge files, graceful shutdown, limits.
+
+mod support;
+
+use bytes::Bytes;
+use distpoint::client::{Conn, Protocol};
+use http_body_util::{BodyExt, Empty};
+use std::time::{Duration, Instant};
+use support::*;
+
+const BIG: u64 = 1 << 30;
+
+fn site(extra_server: &str) -> (Site, Server) {
+    let site = Site::new();
+    site.file("content/pub/small.txt", b"small\n");
+    let f = std::fs::File::create(site.path("content/pub/sparse.bin")).unwrap();
+    f.set_len(BIG).unwrap();
+    let head = site
+        .head()
+        .replace("[tls]", &format!("{extra_server}[tls]"));
+    let body =
+        format!("{head}[[vpath]]\nurl = \"/pub\"\ndir = \"content/pub\"\nanonymous = true\n");
+    let server = site.start(&body);
+    (site, server)
+}
+
+#[tokio::test]
+async fn a_1_gib_sparse_file_streams_with_flat_memory() {
+    let (site, server) = site("");
+    for proto in [Protocol::Http1, Protocol::Http2] {
+        let mut conn = Conn::connect(server.addr, "localhost", site.tls(false, &[proto]))
+            .await
+            .unwrap();
+        let warm = conn
+            .send(
+                req("GET", &server.url("/pub/small.txt"))
+                    .body(Empty::<Bytes>::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        read(warm).await;
+        let baseline = rss_kib(server.pid());
+        let resp = conn
+            .send(
+                req("GET", &server.url("/pub/sparse.bin"))
+                    .body(Empty::<Bytes>::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["content-length"], BIG.to_string().as_str());
+        let mut body = resp.into_body();
+        let (mut n, mut peak, mut frames) = (0u64, baseline, 0u64);
+        while let Some(f) = body.frame().await {
+            let f = f.expect("no error mid-body");
+            if let Ok(d) = f.into_data() {
+                assert!(d.iter().all(|&b| b == 0));
+                n += d.len() as u64;
+            }
+            frames += 1;
+            if frames % 256 == 0 {
+                peak = peak.max(rss_kib(server.pid()));
+            }
+        }
+        assert_eq!(n, BIG, "{proto:?}");
+        let grew = peak.saturating_sub(baseline);
+        eprintln!(
+            "{proto:?}: RSS baseline {baseline} KiB, peak {peak} KiB over a {BIG}-byte transfer"
+        );
+        assert!(
+            grew < 48 * 1024,
+            "{proto:?}: RSS grew by {grew} KiB streaming 1 GiB"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_transfer_finish_and_refuses_new_connections() {
+    let (site, server) = site("");
+    let tls = site.tls(false, &[Protocol::Http1]);
+    let mut conn = Conn::connect(server.addr, "localhost", tls.clone())
+        .await
+        .unwrap();
+    let resp = conn
+        .send(
+            req("GET", &server.url("/pub/sparse.bin"))
+                .header("range", "bytes=0-199999999")
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    let mut body = resp.into_body();
+    // Read a little, then ask the server to stop.
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    let addr = server.addr;
+    let pid = server.pid();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        Conn::connect(addr, "localhost", tls).await.is_err(),
+        "no new connections while draining"
+    );
+    let mut n = first.len() as u64;
+    while let Some(f) = body.frame().await {
+        n += f
+            .expect("the running transfer is not cut")
+            .into_data()
+            .map(|d| d.len() as u64)
+            .unwrap_or(0);
+    }
+    assert_eq!(n, 200_000_000);
+    let started = Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
+    let (_site, server) = site("handshake_timeout_secs = 1\n");
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let started = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut s, &mut buf),
+    )
+    .await;
+    assert!(
+        matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+        "server closed the connection: {r:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn oversized_request_headers_are_refused() {
+    let (site, server) = site("");
+    let tls = site.tls(false, &[Protocol::Http1]);
+    let mut conn = Conn::connect(server.addr, "localhost", tls).await.unwrap();
+    let huge = "x".repeat(64 * 1024);
+    let r = conn
+        .send(
+            req("GET", &server.url("/pub/small.txt"))
+                .header("x-big", huge)
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await;
+    match r {
+        Ok(resp) => assert_eq!(resp.status(), 431),
+        Err(_) => {} // connection closed: also a refusal
+    }
+}

@@ -240,7 +240,7 @@ struct Connection {
 impl Connection {
     async fn serve(self, tcp: TcpStream, peer: SocketAddr) {
         let _ = tcp.set_nodelay(true);
-        let tls =
+        let mut tls =
             match tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(tcp))
                 .await
             {
@@ -254,6 +254,12 @@ impl Connection {
                     return;
                 }
             };
+        // rustls stops taking plaintext at 64 KiB by default, which splits a
+        // coalesced write into 64 KiB plus a tiny tail record and syscall.
+        // Room for a whole coalesced write keeps every record full.
+        tls.get_mut()
+            .1
+            .set_buffer_limit(Some(2 * crate::io::COALESCE_BYTES));
         let cert_cn = tls
             .get_ref()
             .1

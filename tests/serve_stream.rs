@@ -153,8 +153,84 @@ async fn oversized_request_headers_are_refused() {
                 .unwrap(),
         )
         .await;
-    match r {
-        Ok(resp) => assert_eq!(resp.status(), 431),
-        Err(_) => {} // connection closed: also a refusal
+    // A 431, or the connection closed: both are refusals.
+    if let Ok(resp) = r {
+        assert_eq!(resp.status(), 431);
     }
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
+    let (site, server) = site("idle_timeout_secs = 1\n");
+    let mut conn = Conn::connect(
+        server.addr,
+        "localhost",
+        site.tls(false, &[Protocol::Http2]),
+    )
+    .await
+    .unwrap();
+    let r = conn
+        .send(
+            req("GET", &server.url("/pub/small.txt"))
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read(r).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = conn
+        .send(
+            req("GET", &server.url("/pub/small.txt"))
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await;
+    assert!(r.is_err(), "the idle connection was closed by the server");
+}
+
+#[tokio::test]
+async fn connections_beyond_max_connections_wait_for_a_free_slot() {
+    let (site, server) = site("max_connections = 2\n");
+    let tls = site.tls(false, &[Protocol::Http1]);
+    let a = Conn::connect(server.addr, "localhost", tls.clone())
+        .await
+        .unwrap();
+    let _b = Conn::connect(server.addr, "localhost", tls.clone())
+        .await
+        .unwrap();
+    let third = tokio::time::timeout(
+        Duration::from_millis(700),
+        Conn::connect(server.addr, "localhost", tls.clone()),
+    )
+    .await;
+    assert!(
+        third.is_err(),
+        "the third handshake waits while two connections are open"
+    );
+    drop(a);
+    let third = tokio::time::timeout(
+        Duration::from_secs(5),
+        Conn::connect(server.addr, "localhost", tls),
+    )
+    .await;
+    assert!(matches!(third, Ok(Ok(_))), "a slot freed up");
+}
+
+#[tokio::test]
+async fn ipv6_listeners_work() {
+    let site = Site::new();
+    site.file("content/pub/small.txt", b"small\n");
+    let head = site.head().replace("127.0.0.1:0", "[::1]:0");
+    let server = site.start(&format!(
+        "{head}[[vpath]]\nurl = \"/pub\"\ndir = \"content/pub\"\nanonymous = true\n"
+    ));
+    assert!(server.addr.is_ipv6());
+    let got = fetch(
+        &server,
+        site.tls(false, &[Protocol::Http2]),
+        req("GET", &server.url("/pub/small.txt")),
+    )
+    .await;
+    assert_eq!(got.body, b"small\n");
 }

@@ -234,3 +234,29 @@ async fn ipv6_listeners_work() {
     .await;
     assert_eq!(got.body, b"small\n");
 }
+
+#[tokio::test]
+async fn a_slow_request_head_is_cut_at_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (site, server) = site("header_read_timeout_secs = 1\n");
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(site.tls(false, &[Protocol::Http1]))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    // Slowloris: half a request head, then nothing.
+    tls.write_all(b"GET /pub/small.txt HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut buf)).await;
+    assert!(r.is_ok(), "the server closed the connection");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("small"),
+        "no content was served"
+    );
+}

@@ -38,6 +38,8 @@ pub struct Package {
 }
 
 type Stamp = Vec<Option<FileIdentity>>;
+/// A path's folder and its publisher keys.
+type PackageKey = (PathBuf, Vec<PathBuf>);
 
 struct Loaded {
     stamp: Stamp,
@@ -47,7 +49,7 @@ struct Loaded {
 /// Loaded packages, one per path folder.
 #[derive(Default)]
 pub struct PackageStore {
-    loaded: Mutex<HashMap<(PathBuf, Vec<PathBuf>), Arc<Loaded>>>,
+    loaded: Mutex<HashMap<PackageKey, Arc<Loaded>>>,
 }
 
 fn stat(path: &Path) -> Option<FileIdentity> {

@@ -42,12 +42,14 @@ impl std::fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 type Cell = Arc<OnceCell<Arc<FileManifest>>>;
+/// (device, inode, chunk size).
+type SlotKey = (u64, u64, u64);
 
 /// Manifests of auto-mode files.
 pub struct AutoStore {
     dir: PathBuf,
     /// (device, inode, chunk size) → the latest version seen and its manifest.
-    slots: Mutex<HashMap<(u64, u64, u64), (FileIdentity, Cell)>>,
+    slots: Mutex<HashMap<SlotKey, (FileIdentity, Cell)>>,
     reused: AtomicU64,
     hashed: AtomicU64,
 }

@@ -130,14 +130,14 @@ impl Query {
 fn authority<B>(req: &Request<B>) -> String {
     req.uri()
         .authority()
-        .map(|a| a.to_string())
+        .cloned()
         .or_else(|| {
             req.headers()
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
         })
-        .unwrap_or_else(|| "localhost".into())
+        .map_or_else(|| "localhost".into(), |a| a.to_string())
 }
 
 /// A small generated document (manifest, metalink, signature).

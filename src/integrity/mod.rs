@@ -19,7 +19,7 @@ pub mod store;
 pub mod verify;
 
 pub use manifest::{
-    hex, sha256, Digest, FileManifest, ManifestError, PackageEntry, PackageManifest,
+    hex, parse_digest, sha256, Digest, FileManifest, ManifestError, PackageEntry, PackageManifest,
 };
 
 use crate::error::RequestError;
@@ -61,11 +61,12 @@ fn internal(e: impl std::fmt::Display) -> RequestError {
 impl IntegrityState {
     /// State persisting under `state_dir`.
     pub fn new(state_dir: &Path) -> Self {
+        let cache = Arc::new(ChunkCache::default());
         IntegrityState {
-            store: Arc::new(AutoStore::new(state_dir)),
-            cache: Arc::default(),
+            store: Arc::new(AutoStore::new(state_dir, cache.clone())),
+            cache,
             packages: Arc::default(),
-            quarantine: Arc::default(),
+            quarantine: Arc::new(Quarantine::load(state_dir)),
         }
     }
 

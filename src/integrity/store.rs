@@ -7,7 +7,7 @@
 //! disk bandwidth on content nobody asks for; the persisted manifests make
 //! the wait a one-time cost per file version, across restarts.
 
-use super::cache::is_racy;
+use super::cache::{is_racy, ChunkCache};
 use super::{hex, sha256, FileManifest};
 use crate::resolve::FileIdentity;
 use std::collections::HashMap;
@@ -48,6 +48,8 @@ type SlotKey = (u64, u64, u64);
 /// Manifests of auto-mode files.
 pub struct AutoStore {
     dir: PathBuf,
+    /// Chunks just hashed for a manifest count as verified for that identity.
+    cache: Arc<ChunkCache>,
     /// (device, inode, chunk size) → the latest version seen and its manifest.
     slots: Mutex<HashMap<SlotKey, (FileIdentity, Cell)>>,
     reused: AtomicU64,
@@ -87,10 +89,12 @@ fn key_of(id: &FileIdentity, chunk_size: u64) -> String {
 }
 
 impl AutoStore {
-    /// A store persisting under `state_dir/manifests`.
-    pub fn new(state_dir: &Path) -> Self {
+    /// A store persisting under `state_dir/manifests`, marking the chunks
+    /// it hashes as verified in `cache`.
+    pub fn new(state_dir: &Path, cache: Arc<ChunkCache>) -> Self {
         AutoStore {
             dir: state_dir.join("manifests"),
+            cache,
             slots: Mutex::new(HashMap::new()),
             reused: AtomicU64::new(0),
             hashed: AtomicU64::new(0),
@@ -170,6 +174,11 @@ impl AutoStore {
             return Err(StoreError::Changed);
         }
         self.hashed.fetch_add(1, Ordering::Relaxed);
+        // These bytes were hashed moments ago under an identity that did not
+        // change meanwhile: the first send need not hash them again.
+        for i in 0..m.chunks.len() as u64 {
+            self.cache.mark(&identity, &m.root, i);
+        }
         info!(
             file = label,
             bytes = m.size,

@@ -42,6 +42,8 @@ impl std::fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 type Cell = Arc<OnceCell<Arc<FileManifest>>>;
+/// Files remembered in memory at most (a bound on memory, not correctness).
+const MAX_FILES: usize = 100_000;
 /// (device, inode, chunk size).
 type SlotKey = (u64, u64, u64);
 
@@ -122,6 +124,10 @@ impl AutoStore {
     ) -> Result<Arc<FileManifest>, StoreError> {
         let cell = {
             let mut slots = self.slots.lock().expect("store lock");
+            if slots.len() >= MAX_FILES {
+                // Deleted files leave entries behind; start over rather than grow.
+                slots.clear();
+            }
             let slot = slots
                 .entry((identity.dev, identity.ino, chunk_size))
                 .or_insert_with(|| (identity, Cell::default()));

@@ -9,6 +9,7 @@
 //! other way.
 
 pub mod cache;
+pub mod hashing;
 pub mod keys;
 pub mod manifest;
 pub mod metalink;

@@ -12,8 +12,6 @@ use super::{hex, sha256, FileManifest};
 use crate::resolve::FileIdentity;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,25 +56,8 @@ pub struct AutoStore {
     hashed: AtomicU64,
 }
 
-/// Reads a file from offset 0 with `pread`, so a shared descriptor's file
-/// position is never touched.
-struct PosReader<'a> {
-    file: &'a File,
-    pos: u64,
-}
-
-impl Read for PosReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
 /// Hash an open file from its start. Blocking.
-pub fn compute_from(file: &File, chunk_size: u64) -> std::io::Result<FileManifest> {
-    FileManifest::compute(PosReader { file, pos: 0 }, chunk_size)
-}
+pub use super::hashing::compute_file as compute_from;
 
 /// File name of a persisted manifest: a digest of identity and chunk size.
 fn key_of(id: &FileIdentity, chunk_size: u64) -> String {

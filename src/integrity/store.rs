@@ -8,6 +8,7 @@
 //! the wait a one-time cost per file version, across restarts.
 
 use super::cache::{is_racy, ChunkCache};
+use super::hashing::compute_file;
 use super::{hex, sha256, FileManifest};
 use crate::resolve::FileIdentity;
 use std::collections::HashMap;
@@ -55,9 +56,6 @@ pub struct AutoStore {
     reused: AtomicU64,
     hashed: AtomicU64,
 }
-
-/// Hash an open file from its start. Blocking.
-pub use super::hashing::compute_file as compute_from;
 
 /// File name of a persisted manifest: a digest of identity and chunk size.
 fn key_of(id: &FileIdentity, chunk_size: u64) -> String {
@@ -154,7 +152,7 @@ impl AutoStore {
             }
         }
         let started = Instant::now();
-        let m = compute_from(file, chunk_size).map_err(StoreError::Io)?;
+        let m = compute_file(file, chunk_size).map_err(StoreError::Io)?;
         // Bytes read while the file changed may belong to no single version.
         let after = FileIdentity::of(file).map_err(StoreError::Io)?;
         if after != identity || m.size != identity.size {

@@ -206,6 +206,9 @@ enum Kind {
 pub struct ResponseBody {
     kind: Kind,
     log: Option<AccessLog>,
+    /// The running transfer's registration: polled first, so a revocation
+    /// cuts the body (see [`crate::live`]).
+    transfer: Option<crate::live::TransferGuard>,
 }
 
 impl ResponseBody {
@@ -214,6 +217,7 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::Empty,
             log: None,
+            transfer: None,
         }
     }
 
@@ -222,6 +226,7 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::Full(Some(bytes.into())),
             log: None,
+            transfer: None,
         }
     }
 
@@ -230,7 +235,14 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::File(stream),
             log: None,
+            transfer: None,
         }
+    }
+
+    /// Attach the running-transfer registration that can cut this body.
+    pub fn with_transfer(mut self, transfer: crate::live::TransferGuard) -> Self {
+        self.transfer = Some(transfer);
+        self
     }
 
     /// Attach the access-log record.
@@ -249,6 +261,12 @@ impl http_body::Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let Some(Poll::Ready(why)) = this.transfer.as_mut().map(|t| t.poll_cut(cx)) {
+            if let Some(log) = &mut this.log {
+                log.cut(why.clone());
+            }
+            return Poll::Ready(Some(Err(BodyError::Cut(why))));
+        }
         let next = match &mut this.kind {
             Kind::Empty => None,
             Kind::Full(b) => b.take().map(Ok),

@@ -74,7 +74,10 @@ async fn serve<B>(
     let file = open(vpath, rest).await?;
     let response = respond(&method, req.headers(), file, rest)?;
     log.status(response.status(), None);
-    Ok(response)
+    // The body remembers what authorized it, so a config change can cut it.
+    let authority = crate::live::Authority::new(vpath, &segments, identity);
+    let transfer = crate::live::track(state, authority, conn.close.clone());
+    Ok(response.map(|body| body.with_transfer(transfer)))
 }
 
 fn allowed_method(method: &Method) -> Result<Method, RequestError> {

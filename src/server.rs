@@ -7,7 +7,7 @@
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, Limits};
 use crate::io::{Activity, ConnIo};
-use crate::{banner, devcerts, tls};
+use crate::{banner, devcerts, live, tls};
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -31,6 +31,10 @@ pub struct ServerState {
     pub config: ArcSwap<Config>,
     /// Basic-credential verification with its cache.
     pub auth: Authenticator,
+    /// Transfers running now and what authorized each (cut on revocation).
+    pub transfers: live::TransferRegistry,
+    /// The TLS configuration new handshakes use (certificates rotate).
+    pub tls: live::TlsState,
 }
 
 /// What is known about a connection once TLS is up.
@@ -40,6 +44,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Subject CN of a client certificate verified against `client_ca`.
     pub cert_cn: Option<String>,
+    /// Cancelled to close the connection (a revoked transfer on it is stuck).
+    pub close: CancellationToken,
 }
 
 /// Why the server could not start.
@@ -70,12 +76,15 @@ impl std::error::Error for ServerError {}
 
 /// Run the server until SIGTERM or SIGINT, then drain.
 pub async fn run(config_path: &Path) -> Result<(), ServerError> {
+    // Before anything else: SIGHUP's default action would end the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("install SIGHUP handler");
     let mut config = Config::load(config_path).map_err(ServerError::Config)?;
     if config.tls.dev_certs_missing() {
         make_dev_certs(&config)?;
         config = Config::load(config_path).map_err(ServerError::Config)?;
     }
-    let tls_config = Arc::new(tls::server_config(&config.tls).map_err(ServerError::Tls)?);
+    let tls_state = live::TlsState::new(&config.tls).map_err(ServerError::Tls)?;
     let mut listeners = Vec::new();
     for addr in &config.server.listen {
         listeners.push(bind(*addr).map_err(|e| ServerError::Bind(*addr, e))?);
@@ -90,15 +99,17 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let state = Arc::new(ServerState {
         config: ArcSwap::from_pointee(config),
         auth: Authenticator::default(),
+        transfers: live::TransferRegistry::default(),
+        tls: tls_state,
     });
     let shutdown = CancellationToken::new();
+    live::watch::spawn(state.clone(), hangup, shutdown.clone());
     let tracker = TaskTracker::new();
     let builder = Arc::new(http_builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     for listener in listeners {
         let ctx = AcceptCtx {
             state: state.clone(),
-            acceptor: TlsAcceptor::from(tls_config.clone()),
             builder: builder.clone(),
             limits: limits.clone(),
             slots: slots.clone(),
@@ -188,7 +199,6 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 
 struct AcceptCtx {
     state: Arc<ServerState>,
-    acceptor: TlsAcceptor,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,
     slots: Arc<Semaphore>,
@@ -217,7 +227,8 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
         };
         let conn = Connection {
             state: ctx.state.clone(),
-            acceptor: ctx.acceptor.clone(),
+            // The TLS config in force now: certificates rotate between handshakes.
+            acceptor: ctx.state.tls.acceptor(),
             builder: ctx.builder.clone(),
             limits: ctx.limits.clone(),
             shutdown: ctx.shutdown.clone(),
@@ -260,7 +271,12 @@ impl Connection {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(tls::subject_cn);
-        let info = Arc::new(ConnInfo { peer, cert_cn });
+        let close = CancellationToken::new();
+        let info = Arc::new(ConnInfo {
+            peer,
+            cert_cn,
+            close: close.clone(),
+        });
         let activity = Activity::new();
         let io = TokioIo::new(ConnIo::new(tls, activity.clone()));
         let state = self.state.clone();
@@ -276,6 +292,9 @@ impl Connection {
             }
             _ = activity.idle_timeout(self.limits.idle_timeout) => {
                 debug!(%peer, "idle timeout: closing connection");
+            }
+            _ = close.cancelled() => {
+                debug!(%peer, "closing connection: a revoked transfer on it did not end in time");
             }
             _ = self.shutdown.cancelled() => {
                 conn.as_mut().graceful_shutdown();

@@ -1,0 +1,226 @@
+//! Running transfers and what authorized each of them.
+//!
+//! Every response body registers here with its [`Authority`]: the path it was
+//! routed to, that path's folder, and the identity that was let in. After a
+//! config swap, [`TransferRegistry::revoke`] re-checks every entry against the
+//! new config and cuts those the new config would refuse. The entry goes away
+//! when the body is dropped (finished, cut, or abandoned).
+
+use crate::auth::Identity;
+use crate::config::Config;
+use crate::vpath::Vpath;
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// How long a cut transfer may take to notice before its whole connection is
+/// closed. A body is only polled when the client makes room for more bytes; a
+/// client that stopped reading would otherwise keep a revoked transfer open.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(300);
+
+/// What let a transfer start: re-checked against every new config.
+#[derive(Debug, Clone)]
+pub struct Authority {
+    /// The decoded request path, to find which vpath it falls under now.
+    pub segments: Vec<String>,
+    /// The configured URL of the vpath it was routed to.
+    pub url: String,
+    /// That vpath's folder at the time.
+    pub dir: PathBuf,
+    /// Who was let in (anonymous when empty).
+    pub identity: Identity,
+}
+
+impl Authority {
+    /// The authority of a request routed to `vpath` for `identity`.
+    pub fn new(vpath: &Vpath, segments: &[String], identity: Identity) -> Self {
+        Authority {
+            segments: segments.to_vec(),
+            url: vpath.url.clone(),
+            dir: vpath.dir.clone(),
+            identity,
+        }
+    }
+
+    /// `Ok` if `config` would still let this transfer start; otherwise why not.
+    /// `new_passwords` names users whose password changed: their running
+    /// transfers were authorized by a credential that is no longer valid.
+    pub fn check(&self, config: &Config, new_passwords: &BTreeSet<String>) -> Result<(), String> {
+        let Some((vp, _)) = config.vpaths.route(&self.segments) else {
+            return Err(format!("path {} was removed", self.url));
+        };
+        if vp.url != self.url {
+            // A path was removed or a longer one added: the rules are another path's now.
+            return Err(format!(
+                "now falls under path {} instead of {}",
+                vp.url, self.url
+            ));
+        }
+        if vp.dir != self.dir {
+            return Err(format!("the dir of path {} changed", self.url));
+        }
+        if vp.anonymous {
+            return Ok(());
+        }
+        if self.identity.is_anonymous() {
+            return Err(format!("path {} is no longer anonymous", self.url));
+        }
+        if let Some(user) = &self.identity.user {
+            if !config.directory.has_user(user) {
+                return Err(format!("user {user} was removed"));
+            }
+            if new_passwords.contains(user) {
+                return Err(format!("the password of user {user} changed"));
+            }
+        }
+        if config.directory.is_allowed(&self.identity, &vp.allow) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} is no longer allowed on path {}",
+                self.identity, self.url
+            ))
+        }
+    }
+}
+
+struct Entry {
+    authority: Authority,
+    cut: CancellationToken,
+    reason: Arc<OnceLock<String>>,
+    /// Closes the transfer's whole connection (see [`CLOSE_GRACE`]).
+    connection: CancellationToken,
+}
+
+#[derive(Default)]
+struct Inner {
+    next: AtomicU64,
+    entries: Mutex<HashMap<u64, Entry>>,
+}
+
+impl Inner {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+        // A panic while holding the lock cannot leave the map inconsistent
+        // (every update is one insert or remove), so a poisoned lock is usable.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// All transfers currently running, shared by every connection.
+#[derive(Clone, Default)]
+pub struct TransferRegistry {
+    inner: Arc<Inner>,
+}
+
+impl TransferRegistry {
+    /// Register a transfer. `connection` is cancelled to close its connection
+    /// if a cut is not noticed within [`CLOSE_GRACE`]. Drop the guard to end it.
+    pub fn register(&self, authority: Authority, connection: CancellationToken) -> TransferGuard {
+        let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let cut = CancellationToken::new();
+        let reason = Arc::new(OnceLock::new());
+        self.inner.entries().insert(
+            id,
+            Entry {
+                authority,
+                cut: cut.clone(),
+                reason: reason.clone(),
+                connection,
+            },
+        );
+        TransferGuard {
+            id,
+            inner: self.inner.clone(),
+            cut: Box::pin(cut.cancelled_owned()),
+            reason,
+        }
+    }
+
+    /// How many transfers are running.
+    pub fn len(&self) -> usize {
+        self.inner.entries().len()
+    }
+
+    /// True when no transfer is running.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cut every transfer that `config` would refuse; returns each cut
+    /// transfer's principal and reason, for the log.
+    pub fn revoke(&self, config: &Config, new_passwords: &BTreeSet<String>) -> Vec<String> {
+        let mut cut = Vec::new();
+        for (id, entry) in self.inner.entries().iter() {
+            if let Err(why) = entry.authority.check(config, new_passwords) {
+                cut.push(format!("{} ({})", entry.authority.identity, why));
+                self.cut_one(*id, entry, why);
+            }
+        }
+        cut
+    }
+
+    /// Cut one transfer now (used when it registered after a swap it missed).
+    pub fn cut(&self, guard: &TransferGuard, why: String) {
+        if let Some(entry) = self.inner.entries().get(&guard.id) {
+            self.cut_one(guard.id, entry, why);
+        }
+    }
+
+    fn cut_one(&self, id: u64, entry: &Entry, why: String) {
+        let _ = entry.reason.set(why);
+        entry.cut.cancel();
+        let inner = self.inner.clone();
+        let connection = entry.connection.clone();
+        // Needs a runtime: revocation always runs inside the server's.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(CLOSE_GRACE).await;
+                if inner.entries().contains_key(&id) {
+                    connection.cancel();
+                }
+            });
+        }
+    }
+}
+
+/// A registered transfer: held by its response body, which polls it for a cut.
+pub struct TransferGuard {
+    id: u64,
+    inner: Arc<Inner>,
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    reason: Arc<OnceLock<String>>,
+}
+
+impl TransferGuard {
+    /// Ready with the reason once the transfer has been cut; registers the
+    /// waker so that a cut wakes the body even between reads.
+    pub fn poll_cut(&mut self, cx: &mut Context<'_>) -> Poll<String> {
+        match self.cut.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(format!(
+                "access revoked by a config change: {}",
+                self.reason.get().map(String::as_str).unwrap_or("unknown")
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        self.inner.entries().remove(&self.id);
+    }
+}
+
+impl std::fmt::Debug for TransferGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferGuard")
+            .field("id", &self.id)
+            .finish()
+    }
+}

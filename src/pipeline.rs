@@ -73,10 +73,10 @@ async fn serve<B>(
     authorize(config, vpath, &identity)?;
     let file = open(vpath, rest).await?;
     let response = respond(&method, req.headers(), file, rest)?;
-    log.status(response.status(), None);
     // The body remembers what authorized it, so a config change can cut it.
     let authority = crate::live::Authority::new(vpath, &segments, identity);
-    let transfer = crate::live::track(state, authority, conn.close.clone());
+    let transfer = crate::live::track(state, authority, conn.close.clone())?;
+    log.status(response.status(), None);
     Ok(response.map(|body| body.with_transfer(transfer)))
 }
 

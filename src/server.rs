@@ -93,7 +93,6 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    banner::print(&config, &bound);
 
     let limits = config.server.limits.clone();
     let state = Arc::new(ServerState {
@@ -104,6 +103,8 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     });
     let shutdown = CancellationToken::new();
     live::watch::spawn(state.clone(), hangup, shutdown.clone());
+    // Announced only once config changes are watched.
+    banner::print(&state.config.load(), &bound);
     let tracker = TaskTracker::new();
     let builder = Arc::new(http_builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));

@@ -13,7 +13,7 @@ pub mod reload;
 pub mod watch;
 
 pub use certs::TlsState;
-pub use registry::{Authority, TransferGuard, TransferRegistry};
+pub use registry::{Authority, Revoked, TransferGuard, TransferRegistry};
 
 use crate::server::ServerState;
 use tokio_util::sync::CancellationToken;
@@ -24,15 +24,15 @@ use tokio_util::sync::CancellationToken;
 /// The request authorized itself against a config snapshot taken at its
 /// start; if a swap happened since, the revocation pass may have run before
 /// this registration, so the authority is checked once more against the
-/// config in force now (which a swap stores before it revokes).
+/// config in force now (a swap stores the config before it revokes). The
+/// response has not started yet, so a refused request gets the new config's
+/// answer instead of a cut body (which would close an HTTP/1.1 connection).
 pub fn track(
     state: &ServerState,
     authority: Authority,
     connection: CancellationToken,
-) -> TransferGuard {
+) -> Result<TransferGuard, Revoked> {
     let guard = state.transfers.register(authority.clone(), connection);
-    if let Err(why) = authority.check(&state.config.load(), &Default::default()) {
-        state.transfers.cut(&guard, why);
-    }
-    guard
+    authority.check(&state.config.load(), &Default::default())?;
+    Ok(guard)
 }

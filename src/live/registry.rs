@@ -6,8 +6,9 @@
 //! new config and cuts those the new config would refuse. The entry goes away
 //! when the body is dropped (finished, cut, or abandoned).
 
-use crate::auth::Identity;
+use crate::auth::{AuthError, Identity};
 use crate::config::Config;
+use crate::error::RequestError;
 use crate::vpath::Vpath;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -51,41 +52,91 @@ impl Authority {
     /// `Ok` if `config` would still let this transfer start; otherwise why not.
     /// `new_passwords` names users whose password changed: their running
     /// transfers were authorized by a credential that is no longer valid.
-    pub fn check(&self, config: &Config, new_passwords: &BTreeSet<String>) -> Result<(), String> {
+    pub fn check(&self, config: &Config, new_passwords: &BTreeSet<String>) -> Result<(), Revoked> {
         let Some((vp, _)) = config.vpaths.route(&self.segments) else {
-            return Err(format!("path {} was removed", self.url));
+            return Err(Revoked::PathRemoved(self.url.clone()));
         };
         if vp.url != self.url {
             // A path was removed or a longer one added: the rules are another path's now.
-            return Err(format!(
-                "now falls under path {} instead of {}",
-                vp.url, self.url
-            ));
+            return Err(Revoked::Rerouted(self.url.clone(), vp.url.clone()));
         }
         if vp.dir != self.dir {
-            return Err(format!("the dir of path {} changed", self.url));
+            return Err(Revoked::DirChanged(self.url.clone()));
         }
         if vp.anonymous {
             return Ok(());
         }
         if self.identity.is_anonymous() {
-            return Err(format!("path {} is no longer anonymous", self.url));
+            return Err(Revoked::NoLongerAnonymous(self.url.clone()));
         }
         if let Some(user) = &self.identity.user {
             if !config.directory.has_user(user) {
-                return Err(format!("user {user} was removed"));
+                return Err(Revoked::UserRemoved(user.clone()));
             }
             if new_passwords.contains(user) {
-                return Err(format!("the password of user {user} changed"));
+                return Err(Revoked::PasswordChanged(user.clone()));
             }
         }
         if config.directory.is_allowed(&self.identity, &vp.allow) {
             Ok(())
         } else {
-            Err(format!(
-                "{} is no longer allowed on path {}",
-                self.identity, self.url
+            Err(Revoked::NotAllowed(
+                self.identity.to_string(),
+                self.url.clone(),
             ))
+        }
+    }
+}
+
+/// Why a new config no longer allows a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// Its path (URL) is gone.
+    PathRemoved(String),
+    /// Its request now falls under another path (old URL, new URL).
+    Rerouted(String, String),
+    /// Its path serves another folder.
+    DirChanged(String),
+    /// It ran anonymously and the path is no longer anonymous.
+    NoLongerAnonymous(String),
+    /// Its Basic user is gone.
+    UserRemoved(String),
+    /// Its Basic user's password changed.
+    PasswordChanged(String),
+    /// Its principals are no longer on the path's allow list (principals, URL).
+    NotAllowed(String, String),
+}
+
+impl std::fmt::Display for Revoked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Revoked::PathRemoved(u) => write!(f, "path {u} was removed"),
+            Revoked::Rerouted(a, b) => write!(f, "now falls under path {b} instead of {a}"),
+            Revoked::DirChanged(u) => write!(f, "the dir of path {u} changed"),
+            Revoked::NoLongerAnonymous(u) => write!(f, "path {u} is no longer anonymous"),
+            Revoked::UserRemoved(u) => write!(f, "user {u} was removed"),
+            Revoked::PasswordChanged(u) => write!(f, "the password of user {u} changed"),
+            Revoked::NotAllowed(who, u) => write!(f, "{who} is no longer allowed on path {u}"),
+        }
+    }
+}
+
+impl std::error::Error for Revoked {}
+
+impl From<Revoked> for RequestError {
+    /// A request whose config changed between its authorization and its
+    /// response gets what the new config answers (or `503` to retry when the
+    /// path now serves other content).
+    fn from(r: Revoked) -> RequestError {
+        match r {
+            Revoked::PathRemoved(_) => RequestError::NoRoute,
+            Revoked::NoLongerAnonymous(_) => RequestError::NoCredentials,
+            Revoked::NotAllowed(..) => RequestError::NotAllowed,
+            Revoked::UserRemoved(_) => RequestError::BadCredentials(AuthError::UnknownUser),
+            Revoked::PasswordChanged(_) => RequestError::BadCredentials(AuthError::WrongPassword),
+            Revoked::Rerouted(..) | Revoked::DirChanged(_) => {
+                RequestError::Unavailable(format!("config changed during the request: {r}"))
+            }
         }
     }
 }
@@ -159,17 +210,10 @@ impl TransferRegistry {
         for (id, entry) in self.inner.entries().iter() {
             if let Err(why) = entry.authority.check(config, new_passwords) {
                 cut.push(format!("{} ({})", entry.authority.identity, why));
-                self.cut_one(*id, entry, why);
+                self.cut_one(*id, entry, why.to_string());
             }
         }
         cut
-    }
-
-    /// Cut one transfer now (used when it registered after a swap it missed).
-    pub fn cut(&self, guard: &TransferGuard, why: String) {
-        if let Some(entry) = self.inner.entries().get(&guard.id) {
-            self.cut_one(guard.id, entry, why);
-        }
     }
 
     fn cut_one(&self, id: u64, entry: &Entry, why: String) {

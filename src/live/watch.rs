@@ -68,8 +68,25 @@ struct Touched {
 /// kill it.
 pub fn spawn(state: Arc<ServerState>, hangup: Signal, shutdown: CancellationToken) {
     let (tx, rx) = unbounded_channel();
-    let watcher = make_watcher(tx);
-    tokio::spawn(run(state, watcher, rx, hangup, shutdown));
+    let mut watcher = make_watcher(tx);
+    // Watch before returning, so that a change made right after the server
+    // announced itself is seen.
+    let mut have = BTreeSet::new();
+    let files = Watched::of(&state);
+    update_watches(watcher.as_mut(), &mut have, &files);
+    let w = Watching {
+        watcher,
+        have,
+        files,
+    };
+    tokio::spawn(run(state, w, rx, hangup, shutdown));
+}
+
+/// The watcher and what it watches now.
+struct Watching {
+    watcher: Box<dyn Watcher + Send>,
+    have: BTreeSet<PathBuf>,
+    files: Watched,
 }
 
 fn make_watcher(tx: UnboundedSender<Vec<PathBuf>>) -> Box<dyn Watcher + Send> {
@@ -129,14 +146,16 @@ fn update_watches(watcher: &mut dyn Watcher, have: &mut BTreeSet<PathBuf>, want:
 
 async fn run(
     state: Arc<ServerState>,
-    mut watcher: Box<dyn Watcher + Send>,
+    w: Watching,
     mut rx: UnboundedReceiver<Vec<PathBuf>>,
     mut hangup: Signal,
     shutdown: CancellationToken,
 ) {
-    let mut have = BTreeSet::new();
-    let mut files = Watched::of(&state);
-    update_watches(watcher.as_mut(), &mut have, &files);
+    let Watching {
+        mut watcher,
+        mut have,
+        mut files,
+    } = w;
     loop {
         let mut touched = Touched::default();
         tokio::select! {

@@ -272,6 +272,9 @@ impl http_body::Body for ResponseBody {
             Kind::Full(b) => b.take().map(Ok),
             Kind::File(f) => ready!(f.poll_next(cx)),
         };
+        if let (Some(t), Some(Ok(_))) = (&mut this.transfer, &next) {
+            t.block_sent();
+        }
         let at_end = http_body::Body::is_end_stream(this);
         if let Some(log) = &mut this.log {
             match &next {

@@ -295,7 +295,7 @@ impl Connection {
                 debug!(%peer, "idle timeout: closing connection");
             }
             _ = close.cancelled() => {
-                debug!(%peer, "closing connection: a revoked transfer on it did not end in time");
+                info!(%peer, "closing connection: a revoked transfer on it did not end in time");
             }
             _ = self.shutdown.cancelled() => {
                 conn.as_mut().graceful_shutdown();

@@ -190,6 +190,7 @@ impl TransferRegistry {
             inner: self.inner.clone(),
             cut: Box::pin(cut.cancelled_owned()),
             reason,
+            started: false,
         }
     }
 
@@ -239,12 +240,22 @@ pub struct TransferGuard {
     inner: Arc<Inner>,
     cut: Pin<Box<WaitForCancellationFutureOwned>>,
     reason: Arc<OnceLock<String>>,
+    started: bool,
 }
 
 impl TransferGuard {
     /// Ready with the reason once the transfer has been cut; registers the
     /// waker so that a cut wakes the body even between reads.
+    ///
+    /// A body that has not sent its first block yet is never cut: it was
+    /// authorized and answered under the config in force when it started,
+    /// and it sends that one block (then is cut before the next). Cutting it
+    /// earlier would turn a complete small answer into a reset HTTP/2 stream
+    /// whose headers never arrive, or a closed HTTP/1.1 connection.
     pub fn poll_cut(&mut self, cx: &mut Context<'_>) -> Poll<String> {
+        if !self.started {
+            return Poll::Pending;
+        }
         match self.cut.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(format!(
                 "access revoked by a config change: {}",
@@ -252,6 +263,11 @@ impl TransferGuard {
             )),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// The body sent a block: from now on a revocation cuts it.
+    pub fn block_sent(&mut self) {
+        self.started = true;
     }
 }
 

@@ -199,3 +199,78 @@ async fn certificate_rotation_is_seen_on_the_next_handshake() {
         "keys are never logged"
     );
 }
+
+#[tokio::test]
+async fn slowly_read_download_is_cut_when_anonymous_goes_off() {
+    let site = Site::new();
+    site.file("content/a/big.bin", &pattern(BIG));
+    let anon = format!("{}{}", site.head(), anon_path("/a", "content/a"));
+    let server = site.start(&anon);
+    for proto in [Protocol::Http1, Protocol::Http2] {
+        std::fs::write(site.path("distpoint.toml"), &anon).unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (_conn, mut body) = start(&server, &site, proto, "/a/big.bin").await;
+        let before = server
+            .log()
+            .matches("access revoked by a config change")
+            .count();
+        // A slow client: one frame every 10 ms. Bytes already in the network
+        // buffers still arrive after the cut, so the cut is timed at the server.
+        let mut written: Option<Instant> = None;
+        let mut got = 0usize;
+        let cut = loop {
+            match body.frame().await {
+                Some(Ok(f)) => got += f.into_data().map(|d| d.len()).unwrap_or(0),
+                Some(Err(_)) => break true,
+                None => break false,
+            }
+            if written.is_some() {
+                // Cut at the server: drain what the buffers still hold.
+                continue;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if got > (1 << 20) {
+                let off = anon.replace("anonymous = true", "anonymous = false");
+                let tmp = site.path("distpoint.toml.new");
+                std::fs::write(&tmp, off).unwrap();
+                std::fs::rename(&tmp, site.path("distpoint.toml")).unwrap();
+                written = Some(Instant::now());
+                let revoked = || {
+                    server
+                        .log()
+                        .matches("access revoked by a config change")
+                        .count()
+                };
+                while revoked() == before {
+                    assert!(
+                        written.unwrap().elapsed() < Duration::from_secs(2),
+                        "{proto:?}: no cut within 2 s: {}",
+                        server.log()
+                    );
+                    // Keep reading slowly while waiting: the body is only
+                    // polled (and cut) when the client makes room.
+                    match body.frame().await {
+                        Some(Ok(f)) => got += f.into_data().map(|d| d.len()).unwrap_or(0),
+                        _ => break,
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                eprintln!(
+                    "{proto:?}: slow download cut by the server {:?} after the write",
+                    written.unwrap().elapsed()
+                );
+            }
+        };
+        assert!(written.is_some(), "the config was changed");
+        assert!(cut, "{proto:?}: the anonymous transfer must be cut");
+        assert!(got < BIG);
+        let got = fetch(
+            &server,
+            site.tls(false, &[proto]),
+            req("GET", &server.url("/a/big.bin")),
+        )
+        .await;
+        assert_eq!(got.status, 401);
+    }
+    assert!(server.log().contains("path /a is no longer anonymous"));
+}

@@ -36,3 +36,6 @@ pub fn track(
     authority.check(&state.config.load(), &Default::default())?;
     Ok(guard)
 }
+
+#[cfg(test)]
+mod tests;

@@ -274,3 +274,59 @@ async fn slowly_read_download_is_cut_when_anonymous_goes_off() {
     }
     assert!(server.log().contains("path /a is no longer anonymous"));
 }
+
+#[tokio::test]
+async fn client_ca_rotation_applies_to_new_handshakes() {
+    let site = Site::new();
+    site.file("content/a/f.txt", b"aaa");
+    let body = format!(
+        "{}[[vpath]]\nurl = \"/a\"\ndir = \"content/a\"\nallow = [\"cert:client02\"]\n",
+        site.head()
+    );
+    let server = site.start(&body);
+    let ca2 = distpoint::devcerts::DevCa::new("second CA").unwrap();
+    let client2 = ca2.issue_client("client02").unwrap();
+    let tls2 = distpoint::client::client_config(
+        &site.pki.ca_der(),
+        Some(identity(&client2)),
+        &[Protocol::Http1],
+    )
+    .unwrap();
+    // Not trusted yet: the server refuses the handshake (with TLS 1.3 the
+    // client learns it at its first request).
+    assert!(try_get(&server, tls2.clone()).await.is_none());
+
+    let written = Instant::now();
+    std::fs::write(site.path("certs/ca.crt"), ca2.cert_pem()).unwrap();
+    let got = loop {
+        if let Some(got) = try_get(&server, tls2.clone()).await {
+            break got;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(2),
+            "new client CA not in force: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"aaa"[..]));
+    eprintln!(
+        "new client CA in force {:?} after the write",
+        written.elapsed()
+    );
+    assert!(server.wait_log("TLS client CA reloaded", Duration::from_secs(1)));
+}
+
+/// GET /a/f.txt on a new connection; `None` if the connection or request fails.
+async fn try_get(server: &Server, tls: Arc<rustls::ClientConfig>) -> Option<Got> {
+    let mut conn = Conn::connect(server.addr, "localhost", tls).await.ok()?;
+    let resp = conn
+        .send(
+            req("GET", &server.url("/a/f.txt"))
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .ok()?;
+    Some(read(resp).await)
+}

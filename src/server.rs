@@ -35,6 +35,8 @@ pub struct ServerState {
     pub transfers: live::TransferRegistry,
     /// The TLS configuration new handshakes use (certificates rotate).
     pub tls: live::TlsState,
+    /// The configured listen addresses; the listeners follow it.
+    pub listen: tokio::sync::watch::Sender<Vec<SocketAddr>>,
 }
 
 /// What is known about a connection once TLS is up.
@@ -87,38 +89,56 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let tls_state = live::TlsState::new(&config.tls).map_err(ServerError::Tls)?;
     let mut listeners = Vec::new();
     for addr in &config.server.listen {
-        listeners.push(bind(*addr).map_err(|e| ServerError::Bind(*addr, e))?);
+        listeners.push((*addr, bind(*addr).map_err(|e| ServerError::Bind(*addr, e))?));
     }
     let bound: Vec<SocketAddr> = listeners
         .iter()
-        .filter_map(|l| l.local_addr().ok())
+        .filter_map(|(_, l)| l.local_addr().ok())
         .collect();
 
     let limits = config.server.limits.clone();
+    let (listen, desired) = tokio::sync::watch::channel(config.server.listen.clone());
     let state = Arc::new(ServerState {
         config: ArcSwap::from_pointee(config),
         auth: Authenticator::default(),
         transfers: live::TransferRegistry::default(),
         tls: tls_state,
+        listen,
     });
     let shutdown = CancellationToken::new();
     live::watch::spawn(state.clone(), hangup, shutdown.clone());
     // Announced only once config changes are watched.
     banner::print(&state.config.load(), &bound);
     let tracker = TaskTracker::new();
-    let builder = Arc::new(http_builder(&limits));
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    for listener in listeners {
-        let ctx = AcceptCtx {
-            state: state.clone(),
-            builder: builder.clone(),
-            limits: limits.clone(),
-            slots: slots.clone(),
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-        };
-        tracker.spawn(accept_loop(listener, ctx));
+    let ctx = AcceptCtx {
+        state: state.clone(),
+        builder: Arc::new(http_builder(&limits)),
+        limits: limits.clone(),
+        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    };
+    let mut running = std::collections::BTreeMap::new();
+    for (addr, listener) in listeners {
+        let stop = shutdown.child_token();
+        tracker.spawn(accept_loop(listener, ctx.clone(), stop.clone()));
+        running.insert(addr, stop);
     }
+    // `listen` changes bind new addresses and close old ones while running.
+    let binder = move |addr: SocketAddr| {
+        let listener = bind(addr)?;
+        let bound = listener.local_addr()?;
+        let stop = ctx.shutdown.child_token();
+        ctx.tracker
+            .spawn(accept_loop(listener, ctx.clone(), stop.clone()));
+        Ok((bound, stop))
+    };
+    tokio::spawn(live::listen::follow(
+        desired,
+        running,
+        binder,
+        shutdown.clone(),
+    ));
 
     wait_for_signal().await;
     info!(
@@ -198,6 +218,7 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b
 }
 
+#[derive(Clone)]
 struct AcceptCtx {
     state: Arc<ServerState>,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -207,12 +228,14 @@ struct AcceptCtx {
     tracker: TaskTracker,
 }
 
-async fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
+/// Accept on `listener` until `stop` (a child of the shutdown token, also
+/// cancelled alone when the address leaves `server.listen`).
+async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationToken) {
     loop {
         // At the connection limit, stop accepting: further clients wait in the backlog.
         let permit = tokio::select! {
             p = ctx.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = ctx.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
         };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -224,7 +247,7 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
                     continue;
                 }
             },
-            _ = ctx.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
         };
         let conn = Connection {
             state: ctx.state.clone(),

@@ -194,14 +194,32 @@ async fn invalid_change_keeps_running_config_and_names_the_line() {
     assert!(ok.success());
     assert!(server.wait_log("config reloaded (SIGHUP)", Duration::from_secs(2)));
 
-    // A listen change cannot apply live: it says so.
-    write_in_place(&cfg, &next.replace("127.0.0.1:0", "127.0.0.1:1"));
+    // A listen change binds the new address and closes the old one.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let moved: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    write_in_place(&cfg, &next.replace("127.0.0.1:0", &moved.to_string()));
     assert!(
         server.wait_log(
-            "restart needed: server.listen changed",
+            &format!("now listening on https://{moved}"),
             Duration::from_secs(2)
         ),
         "{}",
         server.log()
     );
+    assert!(server.wait_log("stopped listening on 127.0.0.1:0", Duration::from_secs(1)));
+    let mut conn = Conn::connect(moved, "localhost", tls.clone())
+        .await
+        .unwrap();
+    let url = format!("https://{moved}/c/f.txt");
+    let resp = conn
+        .send(req("GET", &url).body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(read(resp).await.status, 200);
+    within!(Duration::from_secs(1), "old address closed", {
+        tokio::net::TcpStream::connect(server.addr).await.is_err()
+    });
 }

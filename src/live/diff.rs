@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct ConfigDiff {
     /// Changes that are in force as soon as the new config is swapped in.
     pub applied: Vec<String>,
-    /// Changes that need a restart (listen addresses, limits, state folder).
+    /// Changes that need a restart (limits, state folder).
     pub need_restart: Vec<String>,
     /// Users whose password hash changed.
     pub new_passwords: BTreeSet<String>,
@@ -106,11 +106,10 @@ impl ConfigDiff {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            self.need_restart.push(format!(
-                "server.listen changed from [{}] to [{}]; still listening on [{}] until distpoint is restarted",
+            self.applied.push(format!(
+                "server.listen changed from [{}] to [{}]",
                 fmt(&o.listen),
-                fmt(&n.listen),
-                fmt(&o.listen)
+                fmt(&n.listen)
             ));
         }
         if o.limits != n.limits {

@@ -5,9 +5,11 @@
 //! - [`registry`]: every running transfer remembers what authorized it and
 //!   is cut within a second when a new config no longer would.
 //! - [`certs`]: certificate, key and client CA rotate for new handshakes.
+//! - [`listen`]: listen addresses follow `server.listen`.
 
 pub mod certs;
 pub mod diff;
+pub mod listen;
 pub mod registry;
 pub mod reload;
 pub mod watch;

@@ -57,6 +57,13 @@ pub async fn reload_config(state: &ServerState, why: &str, since: Instant) -> Ou
     }
     let new = Arc::new(new);
     state.config.store(new.clone());
+    state.listen.send_if_modified(|listen| {
+        let changed = *listen != new.server.listen;
+        if changed {
+            listen.clone_from(&new.server.listen);
+        }
+        changed
+    });
     let cut = state.transfers.revoke(&new, &diff.new_passwords);
     let ms = since.elapsed().as_millis();
     if diff.is_empty() {

@@ -200,22 +200,22 @@ fn diff_names_paths_users_and_groups_but_never_hashes() {
 }
 
 #[test]
-fn listen_changes_are_reported_as_needing_a_restart() {
+fn listen_changes_apply_and_limit_changes_need_a_restart() {
     let f = Fixture::new();
     let old = f.config(BASE);
     let path = f.dir.path().join("distpoint.toml");
-    let text = fs::read_to_string(&path)
-        .unwrap()
-        .replace("127.0.0.1:0", "127.0.0.1:9443");
-    let new = Config::parse(&path, &text).unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    let new = Config::parse(&path, &text.replace("127.0.0.1:0", "127.0.0.1:9443")).unwrap();
+    let d = ConfigDiff::between(&old, &new);
+    assert_eq!(d.applied.len(), 1, "{:?}", d.applied);
+    assert!(d.applied[0].contains("127.0.0.1:9443"), "{:?}", d.applied);
+    assert!(d.need_restart.is_empty());
+
+    let slower = text.replace("[tls]", "idle_timeout_secs = 5\n[tls]");
+    let new = Config::parse(&path, &slower).unwrap();
     let d = ConfigDiff::between(&old, &new);
     assert!(d.applied.is_empty(), "{:?}", d.applied);
-    assert_eq!(d.need_restart.len(), 1);
-    assert!(
-        d.need_restart[0].contains("127.0.0.1:9443"),
-        "{:?}",
-        d.need_restart
-    );
+    assert_eq!(d.need_restart.len(), 1, "{:?}", d.need_restart);
 }
 
 fn write_pair(dir: &Path, pair: &crate::devcerts::PemPair) {

@@ -224,6 +224,9 @@ enum Kind {
 pub struct ResponseBody {
     kind: Kind,
     log: Option<AccessLog>,
+    /// The running transfer's registration: polled first, so a revocation
+    /// cuts the body (see [`crate::live`]).
+    transfer: Option<crate::live::TransferGuard>,
 }
 
 impl ResponseBody {
@@ -232,6 +235,7 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::Empty,
             log: None,
+            transfer: None,
         }
     }
 
@@ -240,6 +244,7 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::Full(Some(bytes.into())),
             log: None,
+            transfer: None,
         }
     }
 
@@ -248,7 +253,14 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::File(stream),
             log: None,
+            transfer: None,
         }
+    }
+
+    /// Attach the running-transfer registration that can cut this body.
+    pub fn with_transfer(mut self, transfer: crate::live::TransferGuard) -> Self {
+        self.transfer = Some(transfer);
+        self
     }
 
     /// Attach the access-log record.
@@ -267,11 +279,20 @@ impl http_body::Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let Some(Poll::Ready(why)) = this.transfer.as_mut().map(|t| t.poll_cut(cx)) {
+            if let Some(log) = &mut this.log {
+                log.cut(why.clone());
+            }
+            return Poll::Ready(Some(Err(BodyError::Cut(why))));
+        }
         let next = match &mut this.kind {
             Kind::Empty => None,
             Kind::Full(b) => b.take().map(Ok),
             Kind::File(f) => ready!(f.poll_next(cx)),
         };
+        if let (Some(t), Some(Ok(_))) = (&mut this.transfer, &next) {
+            t.block_sent();
+        }
         let at_end = http_body::Body::is_end_stream(this);
         if let Some(log) = &mut this.log {
             match &next {

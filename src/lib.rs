@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod integrity;
 pub mod io;
+pub mod live;
 pub mod logging;
 pub mod pipeline;
 pub mod resolve;

@@ -106,8 +106,11 @@ async fn serve<B>(
         }
         Query::Signature | Query::None => respond(&method, req.headers(), prepared, rest).await?,
     };
+    // The body remembers what authorized it, so a config change can cut it.
+    let authority = crate::live::Authority::new(vpath, &segments, identity);
+    let transfer = crate::live::track(state, authority, conn.close.clone())?;
     log.status(response.status(), None);
-    Ok(response)
+    Ok(response.map(|body| body.with_transfer(transfer)))
 }
 
 /// What a query string asks for; anything unknown is the file itself.

@@ -8,7 +8,7 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, Limits};
 use crate::integrity::IntegrityState;
 use crate::io::{Activity, ConnIo};
-use crate::{banner, devcerts, tls};
+use crate::{banner, devcerts, live, tls};
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -34,6 +34,12 @@ pub struct ServerState {
     pub auth: Authenticator,
     /// Manifests, verified-chunk cache, published packages, quarantine.
     pub integrity: IntegrityState,
+    /// Transfers running now and what authorized each (cut on revocation).
+    pub transfers: live::TransferRegistry,
+    /// The TLS configuration new handshakes use (certificates rotate).
+    pub tls: live::TlsState,
+    /// The configured listen addresses; the listeners follow it.
+    pub listen: tokio::sync::watch::Sender<Vec<SocketAddr>>,
 }
 
 /// What is known about a connection once TLS is up.
@@ -43,6 +49,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Subject CN of a client certificate verified against `client_ca`.
     pub cert_cn: Option<String>,
+    /// Cancelled to close the connection (a revoked transfer on it is stuck).
+    pub close: CancellationToken,
 }
 
 /// Why the server could not start.
@@ -73,46 +81,70 @@ impl std::error::Error for ServerError {}
 
 /// Run the server until SIGTERM or SIGINT, then drain.
 pub async fn run(config_path: &Path) -> Result<(), ServerError> {
+    // Before anything else: SIGHUP's default action would end the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("install SIGHUP handler");
     let mut config = Config::load(config_path).map_err(ServerError::Config)?;
     if config.tls.dev_certs_missing() {
         make_dev_certs(&config)?;
         config = Config::load(config_path).map_err(ServerError::Config)?;
     }
-    let tls_config = Arc::new(tls::server_config(&config.tls).map_err(ServerError::Tls)?);
+    let tls_state = live::TlsState::new(&config.tls).map_err(ServerError::Tls)?;
     let mut listeners = Vec::new();
     for addr in &config.server.listen {
-        listeners.push(bind(*addr).map_err(|e| ServerError::Bind(*addr, e))?);
+        listeners.push((*addr, bind(*addr).map_err(|e| ServerError::Bind(*addr, e))?));
     }
     let bound: Vec<SocketAddr> = listeners
         .iter()
-        .filter_map(|l| l.local_addr().ok())
+        .filter_map(|(_, l)| l.local_addr().ok())
         .collect();
-    banner::print(&config, &bound);
 
     let limits = config.server.limits.clone();
     // state_dir is read once: moving it under a running server is not supported.
     let integrity = IntegrityState::new(&config.server.state_dir);
+    let (listen, desired) = tokio::sync::watch::channel(config.server.listen.clone());
     let state = Arc::new(ServerState {
         config: ArcSwap::from_pointee(config),
         auth: Authenticator::default(),
         integrity,
+        transfers: live::TransferRegistry::default(),
+        tls: tls_state,
+        listen,
     });
     let shutdown = CancellationToken::new();
+    live::watch::spawn(state.clone(), hangup, shutdown.clone());
+    // Announced only once config changes are watched.
+    banner::print(&state.config.load(), &bound);
     let tracker = TaskTracker::new();
-    let builder = Arc::new(http_builder(&limits));
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    for listener in listeners {
-        let ctx = AcceptCtx {
-            state: state.clone(),
-            acceptor: TlsAcceptor::from(tls_config.clone()),
-            builder: builder.clone(),
-            limits: limits.clone(),
-            slots: slots.clone(),
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-        };
-        tracker.spawn(accept_loop(listener, ctx));
+    let ctx = AcceptCtx {
+        state: state.clone(),
+        builder: Arc::new(http_builder(&limits)),
+        limits: limits.clone(),
+        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    };
+    let mut running = std::collections::BTreeMap::new();
+    for (addr, listener) in listeners {
+        let stop = shutdown.child_token();
+        tracker.spawn(accept_loop(listener, ctx.clone(), stop.clone()));
+        running.insert(addr, stop);
     }
+    // `listen` changes bind new addresses and close old ones while running.
+    let binder = move |addr: SocketAddr| {
+        let listener = bind(addr)?;
+        let bound = listener.local_addr()?;
+        let stop = ctx.shutdown.child_token();
+        ctx.tracker
+            .spawn(accept_loop(listener, ctx.clone(), stop.clone()));
+        Ok((bound, stop))
+    };
+    tokio::spawn(live::listen::follow(
+        desired,
+        running,
+        binder,
+        shutdown.clone(),
+    ));
 
     wait_for_signal().await;
     info!(
@@ -192,9 +224,9 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b
 }
 
+#[derive(Clone)]
 struct AcceptCtx {
     state: Arc<ServerState>,
-    acceptor: TlsAcceptor,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,
     slots: Arc<Semaphore>,
@@ -202,12 +234,14 @@ struct AcceptCtx {
     tracker: TaskTracker,
 }
 
-async fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
+/// Accept on `listener` until `stop` (a child of the shutdown token, also
+/// cancelled alone when the address leaves `server.listen`).
+async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationToken) {
     loop {
         // At the connection limit, stop accepting: further clients wait in the backlog.
         let permit = tokio::select! {
             p = ctx.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = ctx.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
         };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -219,11 +253,12 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
                     continue;
                 }
             },
-            _ = ctx.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
         };
         let conn = Connection {
             state: ctx.state.clone(),
-            acceptor: ctx.acceptor.clone(),
+            // The TLS config in force now: certificates rotate between handshakes.
+            acceptor: ctx.state.tls.acceptor(),
             builder: ctx.builder.clone(),
             limits: ctx.limits.clone(),
             shutdown: ctx.shutdown.clone(),
@@ -272,7 +307,12 @@ impl Connection {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(tls::subject_cn);
-        let info = Arc::new(ConnInfo { peer, cert_cn });
+        let close = CancellationToken::new();
+        let info = Arc::new(ConnInfo {
+            peer,
+            cert_cn,
+            close: close.clone(),
+        });
         let activity = Activity::new();
         let io = TokioIo::new(ConnIo::new(tls, activity.clone()));
         let state = self.state.clone();
@@ -288,6 +328,9 @@ impl Connection {
             }
             _ = activity.idle_timeout(self.limits.idle_timeout) => {
                 debug!(%peer, "idle timeout: closing connection");
+            }
+            _ = close.cancelled() => {
+                info!(%peer, "closing connection: a revoked transfer on it did not end in time");
             }
             _ = self.shutdown.cancelled() => {
                 conn.as_mut().graceful_shutdown();

@@ -8,7 +8,8 @@
 use crate::config::{TlsSettings, TlsVersion};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{RootCertStore, ServerConfig};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -72,8 +73,27 @@ pub fn load_client_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
+/// Load the certificate chain and key and check that they belong together.
+pub fn certified_key(settings: &TlsSettings) -> Result<CertifiedKey, TlsError> {
+    let chain = load_cert_chain(&settings.cert)?;
+    let key = load_private_key(&settings.key)?;
+    // `from_der` refuses a key that does not match the certificate.
+    CertifiedKey::from_der(chain, key, &provider())
+        .map_err(|e| TlsError::Config(format!("{}: {e}", settings.key.display())))
+}
+
 /// Build the rustls server configuration from validated settings.
 pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
+    let key = certified_key(settings)?;
+    server_config_with(settings, Arc::new(SingleCertAndKey::from(key)))
+}
+
+/// Build the rustls server configuration with a given certificate resolver
+/// (the live one swaps certificates without rebuilding this).
+pub fn server_config_with(
+    settings: &TlsSettings,
+    resolver: Arc<dyn ResolvesServerCert>,
+) -> Result<ServerConfig, TlsError> {
     let provider = provider();
     let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -97,12 +117,7 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(
-            load_cert_chain(&settings.cert)?,
-            load_private_key(&settings.key)?,
-        )
-        .map_err(|e| TlsError::Config(format!("{}: {e}", settings.key.display())))?;
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.max_early_data_size = 0;
     Ok(config)

@@ -187,6 +187,22 @@ impl Directory {
         self.groups.contains_key(name)
     }
 
+    /// The user names, sorted (for logging config changes; never the hashes).
+    pub fn user_names(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
+    /// True if `name` exists in both directories with a different password hash.
+    /// Lets a config reload report a password change without ever exposing a hash.
+    pub fn password_changed(&self, other: &Directory, name: &str) -> bool {
+        matches!((self.users.get(name), other.users.get(name)), (Some(a), Some(b)) if a != b)
+    }
+
+    /// The groups and their members, sorted by group name.
+    pub fn groups(&self) -> impl Iterator<Item = (&str, &[PrincipalRef])> {
+        self.groups.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
     /// The PHC string of a user, if the user exists.
     pub(super) fn password_hash(&self, name: &str) -> Option<&str> {
         self.users.get(name).map(String::as_str)

@@ -1,0 +1,107 @@
+//! Applying a changed config or changed TLS files to the running server.
+//!
+//! Order matters: load and validate everything first (nothing changes on an
+//! error), then TLS, then the atomic config swap, then the cuts of transfers
+//! the new config refuses. A request takes one config snapshot, so it sees the
+//! old config or the new one, never a mix.
+
+use super::diff::ConfigDiff;
+use crate::config::Config;
+use crate::server::ServerState;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{error, info, warn};
+
+/// What a reload did, for the log and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The new config is in force.
+    Applied {
+        /// Number of changes in force now.
+        changes: usize,
+        /// Number of running transfers cut.
+        cut: usize,
+    },
+    /// The new config did not validate (or its TLS material was unusable); the old one stays.
+    Rejected,
+}
+
+/// Read the config file again and apply it if it validates. `since` is when
+/// the change was first noticed, to log how long it took to be in force.
+pub async fn reload_config(state: &ServerState, why: &str, since: Instant) -> Outcome {
+    let path = state.config.load().path.clone();
+    let loaded = {
+        let path = path.clone();
+        // Reading and validating touches the disk (certificate files, dirs).
+        tokio::task::spawn_blocking(move || Config::load(&path)).await
+    };
+    let new = match loaded {
+        Ok(Ok(config)) => config,
+        Ok(Err(e)) => {
+            error!(target: "distpoint::live", "config change rejected, the running config stays: {e}");
+            return Outcome::Rejected;
+        }
+        Err(e) => {
+            error!(target: "distpoint::live", "config reload failed: {e}");
+            return Outcome::Rejected;
+        }
+    };
+    let old = state.config.load_full();
+    let diff = ConfigDiff::between(&old, &new);
+    if diff.tls_changed {
+        if let Err(e) = state.tls.reload(&new.tls) {
+            error!(target: "distpoint::live",
+                "config change rejected, the running config stays: TLS material unusable: {e}");
+            return Outcome::Rejected;
+        }
+    }
+    let new = Arc::new(new);
+    state.config.store(new.clone());
+    state.listen.send_if_modified(|listen| {
+        let changed = *listen != new.server.listen;
+        if changed {
+            listen.clone_from(&new.server.listen);
+        }
+        changed
+    });
+    let cut = state.transfers.revoke(&new, &diff.new_passwords);
+    let ms = since.elapsed().as_millis();
+    if diff.is_empty() {
+        info!(target: "distpoint::live", "config reloaded ({why}): no changes, in force after {ms} ms");
+    } else {
+        info!(target: "distpoint::live",
+            "config reloaded ({why}): {} change(s) in force after {ms} ms", diff.applied.len());
+    }
+    for line in &diff.applied {
+        info!(target: "distpoint::live", "config change: {line}");
+    }
+    for line in &diff.need_restart {
+        warn!(target: "distpoint::live", "restart needed: {line}");
+    }
+    for line in &cut {
+        info!(target: "distpoint::live", "cut running transfer: {line}");
+    }
+    Outcome::Applied {
+        changes: diff.applied.len(),
+        cut: cut.len(),
+    }
+}
+
+/// Load the certificate, key and client CA again with the running settings.
+/// A broken or mismatched file keeps the old material.
+pub fn reload_tls(state: &ServerState, why: &str) {
+    let settings = state.config.load().tls.clone();
+    match state.tls.reload(&settings) {
+        Ok(change) => {
+            if let Some(fp) = &change.new_cert {
+                info!(target: "distpoint::live",
+                    "TLS certificate reloaded ({why}): new handshakes use sha256 {fp}");
+            }
+            if change.verifier {
+                info!(target: "distpoint::live", "TLS client CA reloaded ({why})");
+            }
+        }
+        Err(e) => error!(target: "distpoint::live",
+            "TLS reload failed, the old certificate stays in force ({why}): {e}"),
+    }
+}

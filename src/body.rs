@@ -270,6 +270,19 @@ impl ResponseBody {
     }
 }
 
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // A revoked transfer whose client stopped reading is never polled
+        // again: its connection is closed and the body dropped. Record it as
+        // the cut it is, not as a client that went away.
+        if let (Some(t), Some(log)) = (&self.transfer, &mut self.log) {
+            if let Some(why) = t.revoked() {
+                log.cut_if_unfinished(why);
+            }
+        }
+    }
+}
+
 impl http_body::Body for ResponseBody {
     type Data = Bytes;
     type Error = BodyError;

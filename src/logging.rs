@@ -87,6 +87,14 @@ impl AccessLog {
         self.outcome = Outcome::Cut(why);
     }
 
+    /// The body was dropped early because the server cut it (for example its
+    /// connection was closed after a revocation); a finished body stays complete.
+    pub fn cut_if_unfinished(&mut self, why: String) {
+        if self.outcome == Outcome::Abandoned {
+            self.outcome = Outcome::Cut(why);
+        }
+    }
+
     /// Mark a response without body as complete.
     pub fn no_body(mut self) -> Self {
         self.outcome = Outcome::Complete;

@@ -265,6 +265,14 @@ impl TransferGuard {
         }
     }
 
+    /// Why the transfer was revoked, if it was (for the access log of a body
+    /// that was dropped, e.g. when its stalled connection was closed).
+    pub fn revoked(&self) -> Option<String> {
+        self.reason
+            .get()
+            .map(|r| format!("access revoked by a config change: {r}"))
+    }
+
     /// The body sent a block: from now on a revocation cuts it.
     pub fn block_sent(&mut self) {
         self.started = true;

@@ -338,8 +338,9 @@ impl Connection {
                     }
                     info!(%peer, "closing connection: its client certificate is not trusted by the new client CA");
                     conn.as_mut().graceful_shutdown();
-                    // Running transfers get the same second as any revoked transfer.
-                    let _ = tokio::time::timeout(Duration::from_secs(1), conn.as_mut()).await;
+                    // Its running transfers were authorized by that certificate: they get
+                    // the same short grace as any revoked transfer.
+                    let _ = tokio::time::timeout(live::registry::CLOSE_GRACE, conn.as_mut()).await;
                 }
                 _ = self.shutdown.cancelled() => {
                     conn.as_mut().graceful_shutdown();

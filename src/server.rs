@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use rustls::pki_types::CertificateDer;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -255,10 +256,12 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
             },
             _ = stop.cancelled() => return,
         };
+        // The TLS config in force now: certificates rotate between handshakes.
+        let (acceptor, verifier) = ctx.state.tls.acceptor();
         let conn = Connection {
             state: ctx.state.clone(),
-            // The TLS config in force now: certificates rotate between handshakes.
-            acceptor: ctx.state.tls.acceptor(),
+            acceptor,
+            verifier,
             builder: ctx.builder.clone(),
             limits: ctx.limits.clone(),
             shutdown: ctx.shutdown.clone(),
@@ -273,6 +276,8 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
 struct Connection {
     state: Arc<ServerState>,
     acceptor: TlsAcceptor,
+    /// The client verifier the handshake used.
+    verifier: Arc<live::certs::Generation>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,
     shutdown: CancellationToken,
@@ -301,11 +306,11 @@ impl Connection {
         tls.get_mut()
             .1
             .set_buffer_limit(Some(2 * crate::io::COALESCE_BYTES));
-        let cert_cn = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|chain| chain.first())
+        let chain: Option<Vec<CertificateDer<'static>>> =
+            tls.get_ref().1.peer_certificates().map(|c| c.to_vec());
+        let cert_cn = chain
+            .as_ref()
+            .and_then(|c| c.first())
             .and_then(tls::subject_cn);
         let close = CancellationToken::new();
         let info = Arc::new(ConnInfo {
@@ -320,22 +325,41 @@ impl Connection {
             service_fn(move |req| crate::pipeline::handle(state.clone(), info.clone(), req));
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    debug!(%peer, "connection ended: {e}");
+        // Only a connection identified by a certificate cares about CA changes.
+        let mut verifier = chain.as_ref().map(|_| self.verifier.clone());
+        let never = CancellationToken::new();
+        loop {
+            let ca_changed = verifier.as_ref().map_or(&never, |g| &g.replaced);
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        debug!(%peer, "connection ended: {e}");
+                    }
+                }
+                _ = activity.idle_timeout(self.limits.idle_timeout) => {
+                    debug!(%peer, "idle timeout: closing connection");
+                }
+                _ = close.cancelled() => {
+                    info!(%peer, "closing connection: a revoked transfer on it did not end in time");
+                }
+                _ = ca_changed.cancelled() => {
+                    let now = self.state.tls.generation();
+                    if now.trusts(chain.as_deref().unwrap_or_default()) {
+                        verifier = Some(now);
+                        continue;
+                    }
+                    info!(%peer, "closing connection: its client certificate is not trusted by the new client CA");
+                    conn.as_mut().graceful_shutdown();
+                    // Its running transfers were authorized by that certificate: they get
+                    // the same short grace as any revoked transfer.
+                    let _ = tokio::time::timeout(live::registry::CLOSE_GRACE, conn.as_mut()).await;
+                }
+                _ = self.shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
                 }
             }
-            _ = activity.idle_timeout(self.limits.idle_timeout) => {
-                debug!(%peer, "idle timeout: closing connection");
-            }
-            _ = close.cancelled() => {
-                info!(%peer, "closing connection: a revoked transfer on it did not end in time");
-            }
-            _ = self.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
+            break;
         }
     }
 }

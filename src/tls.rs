@@ -8,6 +8,7 @@
 use crate::config::{TlsSettings, TlsVersion};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{RootCertStore, ServerConfig};
@@ -88,33 +89,47 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
     server_config_with(settings, Arc::new(SingleCertAndKey::from(key)))
 }
 
+/// The client-certificate verifier `client_ca` asks for, if any.
+pub fn client_verifier(
+    settings: &TlsSettings,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, TlsError> {
+    let Some(ca) = &settings.client_ca else {
+        return Ok(None);
+    };
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(load_client_roots(ca)?), provider())
+            // A client certificate is one way to authenticate, not a requirement:
+            // Basic and anonymous paths must still work without one.
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok(Some(verifier))
+}
+
 /// Build the rustls server configuration with a given certificate resolver
 /// (the live one swaps certificates without rebuilding this).
 pub fn server_config_with(
     settings: &TlsSettings,
     resolver: Arc<dyn ResolvesServerCert>,
 ) -> Result<ServerConfig, TlsError> {
-    let provider = provider();
+    server_config_from(settings, client_verifier(settings)?, resolver)
+}
+
+/// Build the rustls server configuration from its parts.
+pub fn server_config_from(
+    settings: &TlsSettings,
+    verifier: Option<Arc<dyn ClientCertVerifier>>,
+    resolver: Arc<dyn ResolvesServerCert>,
+) -> Result<ServerConfig, TlsError> {
     let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
     };
-    let builder = ServerConfig::builder_with_provider(provider.clone())
+    let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let builder = match &settings.client_ca {
-        Some(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(
-                Arc::new(load_client_roots(ca)?),
-                provider,
-            )
-            // A client certificate is one way to authenticate, not a requirement:
-            // Basic and anonymous paths must still work without one.
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let builder = match verifier {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_cert_resolver(resolver);

@@ -280,7 +280,7 @@ async fn client_ca_rotation_applies_to_new_handshakes() {
     let site = Site::new();
     site.file("content/a/f.txt", b"aaa");
     let body = format!(
-        "{}[[vpath]]\nurl = \"/a\"\ndir = \"content/a\"\nallow = [\"cert:client02\"]\n",
+        "{}[[vpath]]\nurl = \"/a\"\ndir = \"content/a\"\nallow = [\"cert:client01\", \"cert:client02\"]\n",
         site.head()
     );
     let server = site.start(&body);
@@ -295,6 +295,20 @@ async fn client_ca_rotation_applies_to_new_handshakes() {
     // Not trusted yet: the server refuses the handshake (with TLS 1.3 the
     // client learns it at its first request).
     assert!(try_get(&server, tls2.clone()).await.is_none());
+
+    // A keep-alive connection identified by a certificate of the first CA.
+    let mut old_conn = Conn::connect(server.addr, "localhost", site.tls(true, &[Protocol::Http1]))
+        .await
+        .unwrap();
+    let resp = old_conn
+        .send(
+            req("GET", &server.url("/a/f.txt"))
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read(resp).await.status, 200);
 
     let written = Instant::now();
     std::fs::write(site.path("certs/ca.crt"), ca2.cert_pem()).unwrap();
@@ -315,6 +329,24 @@ async fn client_ca_rotation_applies_to_new_handshakes() {
         written.elapsed()
     );
     assert!(server.wait_log("TLS client CA reloaded", Duration::from_secs(1)));
+    // The first CA is no longer trusted: its keep-alive connection is closed
+    // and a new one with its certificate is refused.
+    assert!(
+        server.wait_log("not trusted by the new client CA", Duration::from_secs(2)),
+        "{}",
+        server.log()
+    );
+    let again = old_conn
+        .send(
+            req("GET", &server.url("/a/f.txt"))
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await;
+    assert!(again.is_err(), "the old connection is closed");
+    assert!(try_get(&server, site.tls(true, &[Protocol::Http1]))
+        .await
+        .is_none());
 }
 
 /// GET /a/f.txt on a new connection; `None` if the connection or request fails.

@@ -9,16 +9,25 @@
 //! swaps the client verifier whole, which keeps the CA names that rustls sends
 //! in its certificate request correct (a delegating verifier could not borrow
 //! them through a swap). Nothing changes unless all new material loads.
+//!
+//! A connection's client certificate was verified once, at its handshake. So
+//! that a client CA change also reaches keep-alive connections, each
+//! verifier has a generation token, cancelled when it is replaced; a
+//! connection identified by a certificate then re-checks its chain against
+//! the new verifier and closes if it is no longer trusted.
 
 use crate::config::TlsSettings;
 use crate::tls::{self, TlsError};
 use arc_swap::ArcSwap;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 /// Serves whatever certificate is current to every new handshake.
 #[derive(Debug)]
@@ -48,10 +57,30 @@ pub struct TlsChange {
     pub verifier: bool,
 }
 
+/// One client verifier and the token cancelled when it is replaced.
+pub struct Generation {
+    verifier: Option<Arc<dyn ClientCertVerifier>>,
+    /// Cancelled when a new verifier replaces this one.
+    pub replaced: CancellationToken,
+}
+
+impl Generation {
+    /// True if `chain` (leaf first) verifies as a client certificate now.
+    pub fn trusts(&self, chain: &[CertificateDer<'static>]) -> bool {
+        let (Some(verifier), Some((leaf, rest))) = (&self.verifier, chain.split_first()) else {
+            return false;
+        };
+        verifier
+            .verify_client_cert(leaf, rest, UnixTime::now())
+            .is_ok()
+    }
+}
+
 /// The TLS configuration new handshakes use.
 pub struct TlsState {
     resolver: Arc<CertResolver>,
     config: ArcSwap<ServerConfig>,
+    generation: ArcSwap<Generation>,
     inputs: Mutex<VerifierInputs>,
 }
 
@@ -62,17 +91,32 @@ impl TlsState {
             current: ArcSwap::from_pointee(tls::certified_key(settings)?),
         });
         let inputs = inputs_of(settings)?;
-        let config = tls::server_config_with(settings, resolver.clone())?;
+        let verifier = tls::client_verifier(settings)?;
+        let config = tls::server_config_from(settings, verifier.clone(), resolver.clone())?;
         Ok(TlsState {
             resolver,
             config: ArcSwap::from_pointee(config),
+            generation: ArcSwap::from_pointee(Generation {
+                verifier,
+                replaced: CancellationToken::new(),
+            }),
             inputs: Mutex::new(inputs),
         })
     }
 
-    /// An acceptor with the configuration in force now.
-    pub fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(self.config.load_full())
+    /// An acceptor with the configuration in force now, and the generation of
+    /// its client verifier.
+    pub fn acceptor(&self) -> (TlsAcceptor, Arc<Generation>) {
+        // Generation first: a reload stores the config before the generation,
+        // so this pairing is never older on the generation side (at worst a
+        // connection re-checks its certificate once for nothing).
+        let generation = self.generation.load_full();
+        (TlsAcceptor::from(self.config.load_full()), generation)
+    }
+
+    /// The client verifier in force now.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.generation.load_full()
     }
 
     /// SHA-256 fingerprint (hex) of the certificate served now.
@@ -88,7 +132,10 @@ impl TlsState {
         // One reload at a time: the watcher is the only caller, this only guards the inputs.
         let mut current = self.inputs.lock().unwrap_or_else(|e| e.into_inner());
         let new_config = if *current != inputs {
-            Some(tls::server_config_with(settings, self.resolver.clone())?)
+            let verifier = tls::client_verifier(settings)?;
+            let config =
+                tls::server_config_from(settings, verifier.clone(), self.resolver.clone())?;
+            Some((config, verifier))
         } else {
             None
         };
@@ -98,8 +145,13 @@ impl TlsState {
             change.new_cert = Some(fingerprint(&key));
             self.resolver.current.store(Arc::new(key));
         }
-        if let Some(config) = new_config {
+        if let Some((config, verifier)) = new_config {
             self.config.store(Arc::new(config));
+            let old = self.generation.swap(Arc::new(Generation {
+                verifier,
+                replaced: CancellationToken::new(),
+            }));
+            old.replaced.cancel();
             *current = inputs;
             change.verifier = true;
         }

@@ -3,7 +3,9 @@
 //! - [`watch`]: the config file, the TLS files and `SIGHUP` trigger reloads.
 //! - [`reload`]: validate, swap atomically, log what changed ([`diff`]).
 //! - [`registry`]: every running transfer remembers what authorized it and
-//!   is cut within a second when a new config no longer would.
+//!   is cut within a second when a new config no longer would (before its
+//!   next block; a body whose client stopped reading has its connection
+//!   closed after [`registry::CLOSE_GRACE`]).
 //! - [`certs`]: certificate, key and client CA rotate for new handshakes.
 //! - [`listen`]: listen addresses follow `server.listen`.
 

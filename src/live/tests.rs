@@ -246,9 +246,20 @@ fn tls_reload_swaps_good_material_and_keeps_old_on_bad() {
     assert!(tls.reload(&c.tls).is_err());
     assert_eq!(tls.fingerprint(), before);
 
-    // A new client CA builds a new verifier.
+    // A new client CA builds a new verifier and retires the old generation.
+    let client = crate::tls::load_cert_chain(&certs.join("client.crt")).unwrap();
+    let first_ca = fs::read_to_string(certs.join("ca.crt")).unwrap();
+    let before = tls.generation();
+    assert!(before.trusts(&client));
     write_pair(&certs, &next);
     fs::write(certs.join("ca.crt"), ca.cert_pem()).unwrap();
     let change = tls.reload(&c.tls).unwrap();
     assert!(change.verifier && change.new_cert.is_none());
+    assert!(before.replaced.is_cancelled());
+    assert!(!tls.generation().trusts(&client), "the first CA is gone");
+
+    // A bundle that still holds the first CA keeps trusting its clients.
+    fs::write(certs.join("ca.crt"), format!("{}{first_ca}", ca.cert_pem())).unwrap();
+    tls.reload(&c.tls).unwrap();
+    assert!(tls.generation().trusts(&client));
 }

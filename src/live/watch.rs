@@ -5,7 +5,8 @@
 //! file watch would be tied to. Events are debounced (an editor's save is
 //! several events; a certificate and its key are two writes) and then the
 //! whole file is read again. If inotify cannot be used (for example its
-//! limits are reached), a polling watcher takes over and that is logged.
+//! limits are reached), a polling watcher takes over and that is logged;
+//! `DISTPOINT_WATCH=poll` asks for polling from the start.
 
 use super::reload::{reload_config, reload_tls};
 use crate::server::ServerState;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::Signal;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 /// Quiet time after the last event before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -68,51 +69,87 @@ struct Touched {
 /// kill it.
 pub fn spawn(state: Arc<ServerState>, hangup: Signal, shutdown: CancellationToken) {
     let (tx, rx) = unbounded_channel();
-    let mut watcher = make_watcher(tx);
     // Watch before returning, so that a change made right after the server
     // announced itself is seen.
-    let mut have = BTreeSet::new();
-    let files = Watched::of(&state);
-    update_watches(watcher.as_mut(), &mut have, &files);
-    let w = Watching {
-        watcher,
-        have,
-        files,
+    let mut w = Watching {
+        watcher: native_watcher(tx.clone()),
+        tx,
+        polling: false,
+        have: BTreeSet::new(),
     };
+    w.sync(&Watched::of(&state));
     tokio::spawn(run(state, w, rx, hangup, shutdown));
 }
 
-/// The watcher and what it watches now.
+/// The watcher and the folders it watches now.
 struct Watching {
     watcher: Box<dyn Watcher + Send>,
+    tx: UnboundedSender<Vec<PathBuf>>,
+    polling: bool,
     have: BTreeSet<PathBuf>,
-    files: Watched,
 }
 
-fn make_watcher(tx: UnboundedSender<Vec<PathBuf>>) -> Box<dyn Watcher + Send> {
-    let handler = move |res: notify::Result<Event>| match res {
+impl Watching {
+    /// Watch the folders `want` names and stop watching the others. If the
+    /// native watcher cannot watch one (inotify limits), switch to polling.
+    fn sync(&mut self, want: &Watched) {
+        if update_watches(self.watcher.as_mut(), &mut self.have, want) || self.polling {
+            return;
+        }
+        warn!(target: "distpoint::live",
+            "inotify cannot watch every folder (see the warnings above): polling the config \
+             and TLS files every {} ms instead", POLL_INTERVAL.as_millis());
+        self.watcher = poll_watcher(self.tx.clone());
+        self.polling = true;
+        self.have.clear();
+        update_watches(self.watcher.as_mut(), &mut self.have, want);
+    }
+}
+
+fn handler(tx: UnboundedSender<Vec<PathBuf>>) -> impl notify::EventHandler {
+    move |res: notify::Result<Event>| match res {
         Ok(ev) if relevant(&ev.kind) => {
             let _ = tx.send(ev.paths);
         }
         Ok(_) => {}
         Err(e) => warn!(target: "distpoint::live", "file watcher: {e}"),
-    };
-    let h2 = handler.clone();
-    match notify::recommended_watcher(handler) {
+    }
+}
+
+/// Environment variable: `poll` makes the watcher poll instead of using
+/// inotify (network file systems do not report changes made elsewhere).
+pub const WATCH_ENV: &str = "DISTPOINT_WATCH";
+
+fn native_watcher(tx: UnboundedSender<Vec<PathBuf>>) -> Box<dyn Watcher + Send> {
+    if std::env::var(WATCH_ENV).is_ok_and(|v| v == "poll") {
+        info!(target: "distpoint::live",
+            "{WATCH_ENV}=poll: polling the config and TLS files every {} ms",
+            POLL_INTERVAL.as_millis());
+        return poll_watcher(tx);
+    }
+    match notify::recommended_watcher(handler(tx.clone())) {
         Ok(w) => Box::new(w),
         Err(e) => {
             warn!(target: "distpoint::live",
                 "cannot use inotify ({e}): polling the config and TLS files every {} ms instead",
                 POLL_INTERVAL.as_millis());
-            let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
-            match notify::PollWatcher::new(h2, config) {
-                Ok(w) => Box::new(w),
-                Err(e) => {
-                    error!(target: "distpoint::live",
-                        "cannot watch the config file ({e}): only SIGHUP reloads it");
-                    Box::new(notify::NullWatcher)
-                }
-            }
+            poll_watcher(tx)
+        }
+    }
+}
+
+fn poll_watcher(tx: UnboundedSender<Vec<PathBuf>>) -> Box<dyn Watcher + Send> {
+    // Contents, not only times: a save within the same second as the last
+    // one may keep the modification time the poller compares.
+    let config = notify::Config::default()
+        .with_poll_interval(POLL_INTERVAL)
+        .with_compare_contents(true);
+    match notify::PollWatcher::new(handler(tx), config) {
+        Ok(w) => Box::new(w),
+        Err(e) => {
+            error!(target: "distpoint::live",
+                "cannot watch the config file ({e}): only SIGHUP reloads it");
+            Box::new(notify::NullWatcher)
         }
     }
 }
@@ -127,7 +164,9 @@ fn relevant(kind: &EventKind) -> bool {
 }
 
 /// Watch the folders `want` names and stop watching those it no longer does.
-fn update_watches(watcher: &mut dyn Watcher, have: &mut BTreeSet<PathBuf>, want: &Watched) {
+/// False if some folder could not be watched.
+fn update_watches(watcher: &mut dyn Watcher, have: &mut BTreeSet<PathBuf>, want: &Watched) -> bool {
+    let mut all = true;
     for dir in have.difference(&want.dirs).cloned().collect::<Vec<_>>() {
         let _ = watcher.unwatch(&dir);
         have.remove(&dir);
@@ -138,24 +177,23 @@ fn update_watches(watcher: &mut dyn Watcher, have: &mut BTreeSet<PathBuf>, want:
                 debug!(target: "distpoint::live", dir = %dir.display(), "watching");
                 have.insert(dir);
             }
-            Err(e) => warn!(target: "distpoint::live",
-                "cannot watch {} ({e}): changes there need SIGHUP", dir.display()),
+            Err(e) => {
+                warn!(target: "distpoint::live", "cannot watch {} ({e})", dir.display());
+                all = false;
+            }
         }
     }
+    all
 }
 
 async fn run(
     state: Arc<ServerState>,
-    w: Watching,
+    mut w: Watching,
     mut rx: UnboundedReceiver<Vec<PathBuf>>,
     mut hangup: Signal,
     shutdown: CancellationToken,
 ) {
-    let Watching {
-        mut watcher,
-        mut have,
-        mut files,
-    } = w;
+    let mut files = Watched::of(&state);
     loop {
         let mut touched = Touched::default();
         tokio::select! {
@@ -191,7 +229,7 @@ async fn run(
             let _ = tokio::task::spawn_blocking(move || reload_tls(&state, why)).await;
         }
         files = Watched::of(&state);
-        update_watches(watcher.as_mut(), &mut have, &files);
+        w.sync(&files);
     }
 }
 

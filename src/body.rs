@@ -11,13 +11,12 @@
 
 use crate::http::{ByteRange, Segment};
 use crate::logging::AccessLog;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::future::Future;
-use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -86,21 +85,22 @@ impl PlainFile {
 
 /// `pread` exactly `len` bytes at `offset` into a fresh buffer.
 pub fn read_exact_at(file: &File, offset: u64, len: usize) -> Result<Bytes, BodyError> {
-    let mut buf = BytesMut::zeroed(len);
-    let mut done = 0;
-    while done < len {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => {
-                return Err(BodyError::Truncated {
-                    offset: offset + done as u64,
-                })
-            }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(BodyError::Io(e)),
+    // Read straight into uninitialised capacity (rustix's safe `spare_capacity`):
+    // zeroing a fresh 1 MiB buffer per chunk first cost ~8% of the server's CPU
+    // under load (perf: memset and its page faults).
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => return Err(BodyError::Truncated { offset: at }),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(BodyError::Io(e.into())),
         }
     }
-    Ok(buf.freeze())
+    // The allocator may have given more capacity than asked; never return more.
+    buf.truncate(len);
+    Ok(Bytes::from(buf))
 }
 
 impl BlockSource for PlainFile {

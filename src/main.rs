@@ -1,9 +1,12 @@
 //! The `distpoint` command line. It only parses arguments and calls the library.
 
 use clap::{Parser, Subcommand};
+use distpoint::client::bench::BenchOptions;
+use distpoint::client::{ClientError, ClientOptions, Protocol};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -32,11 +35,99 @@ enum Command {
     },
     /// Read a password from stdin and print an argon2id hash for `password_hash`.
     HashPassword,
+    /// Benchmark transfers from a distribution point: throughput, requests/s, latency.
+    Bench {
+        /// URLs to request (round-robin).
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// Connections, each with one request in flight.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Stop after this many requests.
+        #[arg(long)]
+        requests: Option<u64>,
+        /// Request random ranges of this many bytes instead of whole files.
+        #[arg(long)]
+        range_size: Option<u64>,
+        /// Verify every chunk against the file's manifest, as fetch does.
+        #[arg(long)]
+        verify: bool,
+        /// Offer HTTP/1.1 only.
+        #[arg(long, conflicts_with = "http2")]
+        http1: bool,
+        /// Offer HTTP/2 only.
+        #[arg(long)]
+        http2: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
     /// Certificate helpers.
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
     },
+}
+
+/// Trust and identity options shared by `fetch` and `bench`.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// CA certificate(s) to trust, PEM (default: the system bundle).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// Client certificate chain, PEM.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Client private key, PEM.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// HTTP Basic user; the password comes from DISTPOINT_PASSWORD.
+    #[arg(long)]
+    user: Option<String>,
+}
+
+impl TlsArgs {
+    fn options(self, protocols: Vec<Protocol>) -> ClientOptions {
+        ClientOptions {
+            cacert: self.cacert,
+            cert: self.cert,
+            key: self.key,
+            password: self
+                .user
+                .as_ref()
+                .and_then(|_| std::env::var("DISTPOINT_PASSWORD").ok()),
+            user: self.user,
+            protocols,
+        }
+    }
+}
+
+fn protocols(http1: bool, http2: bool) -> Vec<Protocol> {
+    match (http1, http2) {
+        (true, _) => vec![Protocol::Http1],
+        (_, true) => vec![Protocol::Http2],
+        _ => vec![Protocol::Http2, Protocol::Http1],
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the runtime: {e}")))
+}
+
+/// Exit code for a client error: bad settings are 1, the network 3.
+fn client_exit(e: &ClientError) -> ExitCode {
+    match e {
+        ClientError::Config(_) => ExitCode::from(1),
+        _ => ExitCode::from(3),
+    }
 }
 
 #[derive(Subcommand)]
@@ -86,6 +177,49 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(format!("hash-password: {e}")),
+            }
+        }
+        Command::Bench {
+            urls,
+            connections,
+            duration,
+            requests,
+            range_size,
+            verify,
+            http1,
+            http2,
+            json,
+            tls,
+        } => {
+            if !(duration.is_finite() && duration > 0.0) {
+                return fail("--duration must be a positive number of seconds".into());
+            }
+            let opts = BenchOptions {
+                urls,
+                connections,
+                duration: Duration::from_secs_f64(duration),
+                requests,
+                range_size,
+                verify,
+                client: tls.options(protocols(http1, http2)),
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(distpoint::client::bench::run(opts)) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", report.to_json());
+                    } else {
+                        print!("{}", report.to_text());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("distpoint: bench: {e}");
+                    client_exit(&e)
+                }
             }
         }
         Command::Certs {

@@ -1,9 +1,13 @@
 //! The client side: TLS settings and HTTP connections to a distribution
 //! point, used by `fetch`, `bench` and the tests.
 
+pub mod bench;
 mod conn;
+pub mod endpoint;
+pub mod verify;
 
 pub use conn::{ClientError, Conn, Protocol};
+pub use endpoint::{Client, ClientOptions, Target};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};

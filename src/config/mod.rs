@@ -460,12 +460,14 @@ impl Validator<'_> {
             let chunk_size = match &v.chunk_size {
                 None => DEFAULT_CHUNK_SIZE,
                 Some(c) if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(c.get_ref()) => *c.get_ref(),
-                Some(c) => return Err(self.err(
-                    c.span(),
-                    format!(
+                Some(c) => {
+                    return Err(self.err(
+                        c.span(),
+                        format!(
                         "chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"
                     ),
-                )),
+                    ))
+                }
             };
             let integrity = match v
                 .integrity

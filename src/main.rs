@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use distpoint::client::bench::BenchOptions;
+use distpoint::client::fetch::FetchOptions;
+use distpoint::client::fetch_error::FetchError;
 use distpoint::client::{ClientError, ClientOptions, Protocol};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -35,6 +37,34 @@ enum Command {
     },
     /// Read a password from stdin and print an argon2id hash for `password_hash`.
     HashPassword,
+    /// Download a file, verifying every chunk against its manifest; resumable.
+    Fetch {
+        /// The file's https:// URL.
+        url: String,
+        /// Where to put the verified file.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// The manifest root the file must have (64 hex digits), told out of band.
+        #[arg(long)]
+        expect: Option<String>,
+        /// Parallel connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Limit the download rate, bytes per second.
+        #[arg(long)]
+        limit_rate: Option<u64>,
+        /// Offer HTTP/1.1 only.
+        #[arg(long, conflicts_with = "http2")]
+        http1: bool,
+        /// Offer HTTP/2 only.
+        #[arg(long)]
+        http2: bool,
+        /// Print a JSON summary instead of the result line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
     /// Benchmark transfers from a distribution point: throughput, requests/s, latency.
     Bench {
         /// URLs to request (round-robin).
@@ -179,6 +209,48 @@ fn main() -> ExitCode {
                 Err(e) => fail(format!("hash-password: {e}")),
             }
         }
+        Command::Fetch {
+            url,
+            output,
+            expect,
+            connections,
+            limit_rate,
+            http1,
+            http2,
+            json,
+            tls,
+        } => {
+            let opts = FetchOptions {
+                url,
+                output,
+                expect,
+                connections,
+                limit_rate,
+                progress: !json,
+                client: tls.options(protocols(http1, http2)),
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(distpoint::client::fetch::run(&opts)) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", report.to_json());
+                    } else {
+                        println!("{}", report.to_text());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("distpoint: fetch: {e}");
+                    if json {
+                        println!("{}", fetch_error_json(&e));
+                    }
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
         Command::Bench {
             urls,
             connections,
@@ -234,6 +306,25 @@ fn main() -> ExitCode {
             Err(e) => fail(e.to_string()),
         },
     }
+}
+
+fn fetch_error_json(e: &FetchError) -> String {
+    let (chunk, bytes) = match e {
+        FetchError::Integrity {
+            chunk,
+            bytes_fetched,
+            ..
+        } => (*chunk, Some(*bytes_fetched)),
+        _ => (None, None),
+    };
+    serde_json::json!({
+        "ok": false,
+        "exit_code": e.exit_code(),
+        "error": e.to_string(),
+        "chunk": chunk,
+        "bytes_fetched": bytes,
+    })
+    .to_string()
 }
 
 fn fail(message: String) -> ExitCode {

@@ -4,6 +4,12 @@
 pub mod bench;
 mod conn;
 pub mod endpoint;
+pub mod fetch;
+pub mod fetch_error;
+pub mod output;
+pub mod progress;
+pub mod resume;
+pub mod segments;
 pub mod verify;
 
 pub use conn::{ClientError, Conn, Protocol};

@@ -171,6 +171,24 @@ impl FileStream {
         }
     }
 
+    /// Read the first block now, so that a failure shows before the
+    /// response head is sent; it is then sent from memory.
+    pub async fn prime(&mut self) -> Result<(), BodyError> {
+        while let Some(piece) = self.next_piece() {
+            match piece {
+                Pending::Ready(b) => self.inflight.push_back(Pending::Ready(b)),
+                Pending::Read(handle) => {
+                    let bytes = handle
+                        .await
+                        .map_err(|e| BodyError::Io(std::io::Error::other(e)))??;
+                    self.inflight.push_back(Pending::Ready(bytes));
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
         while self.inflight.len() < READ_AHEAD {
             match self.next_piece() {

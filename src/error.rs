@@ -31,6 +31,10 @@ pub enum RequestError {
         /// Size of the file.
         size: u64,
     },
+    /// A published path's file that its manifest does not list.
+    NotListed,
+    /// A published file that failed verification and is quarantined.
+    Quarantined,
     /// Temporarily unable to serve (for example the credential check queue is full).
     Unavailable(String),
     /// A server-side failure.
@@ -49,6 +53,8 @@ impl fmt::Display for RequestError {
             RequestError::NotFound(e) => write!(f, "not found: {e}"),
             RequestError::PreconditionFailed => f.write_str("precondition failed"),
             RequestError::RangeNotSatisfiable { .. } => f.write_str("range not satisfiable"),
+            RequestError::NotListed => f.write_str("not listed in the published manifest"),
+            RequestError::Quarantined => f.write_str("file quarantined after an integrity failure"),
             RequestError::Unavailable(why) => write!(f, "unavailable: {why}"),
             RequestError::Internal(why) => write!(f, "internal error: {why}"),
         }
@@ -73,16 +79,19 @@ impl RequestError {
     pub fn status(&self) -> StatusCode {
         match self {
             RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            RequestError::NoRoute | RequestError::BadPath(_) | RequestError::NotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            RequestError::NoRoute
+            | RequestError::BadPath(_)
+            | RequestError::NotFound(_)
+            | RequestError::NotListed => StatusCode::NOT_FOUND,
             RequestError::NoCredentials | RequestError::BadCredentials(_) => {
                 StatusCode::UNAUTHORIZED
             }
             RequestError::NotAllowed => StatusCode::FORBIDDEN,
             RequestError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             RequestError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            RequestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::Unavailable(_) | RequestError::Quarantined => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,11 +100,16 @@ impl RequestError {
     /// plain-text body that reveals nothing beyond the status.
     pub fn into_response(&self, head_only: bool) -> Response<ResponseBody> {
         let status = self.status();
-        let text = format!(
-            "{} {}\n",
+        let mut text = format!(
+            "{} {}",
             status.as_u16(),
             status.canonical_reason().unwrap_or("")
         );
+        if let RequestError::Quarantined = self {
+            // Plain words for the operator who opens the URL in a browser.
+            text.push_str(": this file failed its integrity check and is quarantined");
+        }
+        text.push('\n');
         let mut builder = Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")

@@ -97,6 +97,22 @@ enum Command {
         #[command(flatten)]
         tls: TlsArgs,
     },
+    /// Hash a package folder and write DIR/.distpoint/manifest.json (and its
+    /// signature with --key); print the package hash and each file's root.
+    Publish {
+        /// The package folder.
+        #[arg(required_unless_present = "gen_key")]
+        dir: Option<PathBuf>,
+        /// Chunk size in bytes.
+        #[arg(long, default_value_t = distpoint::config::DEFAULT_CHUNK_SIZE)]
+        chunk_size: u64,
+        /// Ed25519 private key (PKCS#8 PEM) to sign the manifest with.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Make a key pair instead: FILE (private) and FILE.pub (public).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["dir", "key"])]
+        gen_key: Option<PathBuf>,
+    },
     /// Certificate helpers.
     Certs {
         #[command(subcommand)]
@@ -294,6 +310,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Publish {
+            dir,
+            chunk_size,
+            key,
+            gen_key,
+        } => publish(dir, chunk_size, key, gen_key),
         Command::Certs {
             command: CertsCommand::Dev { out },
         } => match distpoint::devcerts::write_dev_certs(&out) {
@@ -325,6 +347,42 @@ fn fetch_error_json(e: &FetchError) -> String {
         "bytes_fetched": bytes,
     })
     .to_string()
+}
+
+fn publish(
+    dir: Option<PathBuf>,
+    chunk_size: u64,
+    key: Option<PathBuf>,
+    gen_key: Option<PathBuf>,
+) -> ExitCode {
+    use distpoint::integrity::{hex, keys, publish};
+    if let Some(path) = gen_key {
+        return match keys::generate_key_files(&path) {
+            Ok(public) => {
+                println!("wrote {} (private key)", path.display());
+                println!("wrote {} (public key)", public.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("gen-key: {e}")),
+        };
+    }
+    let Some(dir) = dir else {
+        return fail("publish: DIR is required".into());
+    };
+    let key = match key.as_deref().map(keys::PrivateKey::load).transpose() {
+        Ok(k) => k,
+        Err(e) => return fail(format!("publish: signing key: {e}")),
+    };
+    match publish::publish(&dir, chunk_size, key.as_ref()) {
+        Ok(p) => {
+            println!("package {}", hex(&p.package_hash));
+            for (rel, root) in &p.roots {
+                println!("{}  {rel}", hex(root));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("publish: {e}")),
+    }
 }
 
 fn fail(message: String) -> ExitCode {

@@ -6,16 +6,17 @@
 //! one place errors become status codes.
 
 use crate::auth::Identity;
-use crate::body::{FileStream, PlainFile, ResponseBody};
+use crate::body::{BodyError, FileStream, ResponseBody};
 use crate::config::Config;
 use crate::error::RequestError;
 use crate::http::{self as sem, Precondition, RangePlan, Segment, Validators};
+use crate::integrity::{hex, metalink, FileManifest, Prepared};
 use crate::logging::AccessLog;
-use crate::resolve::{self, FileIdentity, ResolvedFile};
+use crate::resolve::{self, ResolvedFile};
 use crate::server::{ConnInfo, ServerState};
-use crate::vpath::Vpath;
+use crate::vpath::{Integrity, Vpath};
+use base64::Engine;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -56,7 +57,17 @@ async fn serve<B>(
     log: &mut AccessLog,
 ) -> Result<Response<ResponseBody>, RequestError> {
     let method = allowed_method(req.method())?;
-    let segments = decode_path(req.uri().path())?;
+    let query = Query::of(req.uri().query());
+    let raw_path = req.uri().path();
+    // `URL/?manifest` and `URL/?signature` name a published path itself; the
+    // decoder refuses a trailing '/', so it is taken off here, for these only.
+    let package_request =
+        matches!(query, Query::Manifest | Query::Signature) && raw_path.ends_with('/');
+    let path = match raw_path.strip_suffix('/') {
+        Some(p) if package_request && !p.is_empty() => p,
+        _ => raw_path,
+    };
+    let segments = decode_path(path)?;
     let (vpath, rest) = config
         .vpaths
         .route(&segments)
@@ -71,10 +82,94 @@ async fn serve<B>(
         .await?;
     log.principal(identity.to_string());
     authorize(config, vpath, &identity)?;
+    if package_request {
+        let response = package_document(state, vpath, rest, query).await?;
+        log.status(response.status(), None);
+        return Ok(response);
+    }
     let file = open(vpath, rest).await?;
-    let response = respond(&method, req.headers(), file, rest)?;
+    let prepared = state
+        .integrity
+        .prepare(vpath, rest, file, req.uri().path())
+        .await?;
+    let response = match query {
+        Query::Manifest => document("application/json", prepared.manifest.to_json().into_bytes()),
+        Query::Metalink => {
+            let url = format!("https://{}{}", authority(req), req.uri().path());
+            let name = rest.last().map(String::as_str).unwrap_or("");
+            let doc = metalink::render(&prepared.manifest, name, &url);
+            document(metalink::CONTENT_TYPE, doc.into_bytes())
+        }
+        Query::Signature | Query::None => respond(&method, req.headers(), prepared, rest).await?,
+    };
     log.status(response.status(), None);
     Ok(response)
+}
+
+/// What a query string asks for; anything unknown is the file itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Query {
+    None,
+    Manifest,
+    Metalink,
+    Signature,
+}
+
+impl Query {
+    fn of(q: Option<&str>) -> Query {
+        match q {
+            Some("manifest") => Query::Manifest,
+            Some("metalink") => Query::Metalink,
+            Some("signature") => Query::Signature,
+            _ => Query::None,
+        }
+    }
+}
+
+/// The host the client addressed: `:authority` (HTTP/2) or `Host`.
+fn authority<B>(req: &Request<B>) -> String {
+    req.uri()
+        .authority()
+        .cloned()
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
+        })
+        .map_or_else(|| "localhost".into(), |a| a.to_string())
+}
+
+/// A small generated document (manifest, metalink, signature).
+fn document(content_type: &'static str, body: Vec<u8>) -> Response<ResponseBody> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(ResponseBody::full(body))
+        .expect("valid headers")
+}
+
+/// `URL/?manifest` (exact `manifest.json` bytes) and `URL/?signature`.
+async fn package_document(
+    state: &ServerState,
+    vpath: &Arc<Vpath>,
+    rest: &[String],
+    query: Query,
+) -> Result<Response<ResponseBody>, RequestError> {
+    let not_found = || RequestError::NotFound(resolve::ResolveError::NotFound);
+    if !rest.is_empty() || vpath.integrity != Integrity::Published {
+        return Err(not_found());
+    }
+    let package = state.integrity.package(vpath).await?;
+    Ok(match query {
+        Query::Signature => {
+            let sig = package.signature.clone().ok_or_else(not_found)?;
+            document("application/octet-stream", sig.to_vec())
+        }
+        _ => document("application/json", package.bytes.to_vec()),
+    })
 }
 
 fn allowed_method(method: &Method) -> Result<Method, RequestError> {
@@ -122,31 +217,33 @@ async fn open(vpath: &Vpath, rest: &[String]) -> Result<ResolvedFile, RequestErr
         .map_err(RequestError::NotFound)
 }
 
-/// A strong validator for one file version.
-fn etag_of(id: &FileIdentity) -> String {
-    let mut h = Sha256::new();
-    for v in [id.dev, id.ino, id.size] {
-        h.update(v.to_le_bytes());
-    }
-    for v in [id.mtime_sec, id.mtime_nsec, id.ctime_sec, id.ctime_nsec] {
-        h.update(v.to_le_bytes());
-    }
-    let digest = h.finalize();
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+/// A strong validator for one file version: 128 bits of its manifest root,
+/// so the same bytes give the same ETag across restarts, inode changes and
+/// servers, and any change of content gives another.
+fn etag_of(m: &FileManifest) -> String {
+    format!("\"{}\"", &hex(&m.root)[..32])
+}
+
+/// `Repr-Digest` (RFC 9530) of the whole file.
+fn repr_digest(m: &FileManifest) -> String {
+    format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(m.sha256)
+    )
 }
 
 /// Conditionals, then range, then the body.
-fn respond(
+async fn respond(
     method: &Method,
     headers: &HeaderMap,
-    file: ResolvedFile,
+    prepared: Prepared,
     rest: &[String],
 ) -> Result<Response<ResponseBody>, RequestError> {
-    let size = file.identity.size;
+    let manifest = &prepared.manifest;
+    let size = manifest.size;
     let validators = Validators {
-        etag: etag_of(&file.identity),
-        last_modified: file.identity.modified(),
+        etag: etag_of(manifest),
+        last_modified: prepared.source.identity().modified(),
     };
     let etag = HeaderValue::from_str(&validators.etag)
         .map_err(|e| RequestError::Internal(e.to_string()))?;
@@ -175,7 +272,8 @@ fn respond(
     let builder = Response::builder()
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, etag)
-        .header(header::LAST_MODIFIED, last_modified);
+        .header(header::LAST_MODIFIED, last_modified)
+        .header("repr-digest", repr_digest(manifest));
     let (builder, segments, len) = match plan {
         RangePlan::Unsatisfiable => return Err(RequestError::RangeNotSatisfiable { size }),
         RangePlan::Full => {
@@ -217,10 +315,15 @@ fn respond(
     let body = if *method == Method::HEAD {
         ResponseBody::empty()
     } else {
-        ResponseBody::file(FileStream::new(
-            Arc::new(PlainFile::new(file.file)),
-            segments,
-        ))
+        let mut stream = FileStream::new(prepared.source, segments);
+        // The first chunk is read and verified before the headers go out,
+        // so a mismatch there is a clean 503 rather than a cut.
+        stream.prime().await.map_err(|e| match e {
+            BodyError::Integrity { .. } => RequestError::Quarantined,
+            BodyError::Cut(why) => RequestError::Unavailable(why),
+            other => RequestError::Internal(other.to_string()),
+        })?;
+        ResponseBody::file(stream)
     };
     builder
         .header(header::CONTENT_LENGTH, len)

@@ -6,6 +6,7 @@
 
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, Limits};
+use crate::integrity::IntegrityState;
 use crate::io::{Activity, ConnIo};
 use crate::{banner, devcerts, tls};
 use arc_swap::ArcSwap;
@@ -31,6 +32,8 @@ pub struct ServerState {
     pub config: ArcSwap<Config>,
     /// Basic-credential verification with its cache.
     pub auth: Authenticator,
+    /// Manifests, verified-chunk cache, published packages, quarantine.
+    pub integrity: IntegrityState,
 }
 
 /// What is known about a connection once TLS is up.
@@ -87,9 +90,12 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     banner::print(&config, &bound);
 
     let limits = config.server.limits.clone();
+    // state_dir is read once: moving it under a running server is not supported.
+    let integrity = IntegrityState::new(&config.server.state_dir);
     let state = Arc::new(ServerState {
         config: ArcSwap::from_pointee(config),
         auth: Authenticator::default(),
+        integrity,
     });
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();

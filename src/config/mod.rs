@@ -499,11 +499,21 @@ impl Validator<'_> {
                     "publisher_keys needs integrity = \"published\"",
                 ));
             }
-            let publisher_keys = v
-                .publisher_keys
-                .iter()
-                .map(|k| self.path_of(k))
-                .collect::<Result<_, _>>()?;
+            let mut publisher_keys = Vec::new();
+            for k in &v.publisher_keys {
+                let path = self.path_of(k)?;
+                // A key that does not parse is a config error here, not a
+                // surprise 503 on the first request.
+                use crate::integrity::keys::{KeyError, PublicKey};
+                PublicKey::load(&path).map_err(|e| {
+                    let why = match e {
+                        KeyError::Io(_, io) => format!("cannot read: {io}"),
+                        other => other.to_string(),
+                    };
+                    self.err(k.span(), format!("publisher key {}: {why}", path.display()))
+                })?;
+                publisher_keys.push(path);
+            }
             out.push(Vpath {
                 url: if trimmed.is_empty() {
                     "/".into()

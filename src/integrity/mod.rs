@@ -1,9 +1,192 @@
-//! Integrity: chunk manifests, hashing and (later) verification on send.
+//! Integrity: chunk manifests, hashing and verification on send.
 //!
 //! SPEC.md "Integrity" is the contract: a file is cut into `chunk_size`
 //! chunks, each hashed with SHA-256; `root = SHA-256(d1 || … || dn)` over
 //! the raw digests is what a client is told out of band.
+//!
+//! [`IntegrityState::prepare`] turns an opened file into its manifest and a
+//! [`verify::VerifiedFile`] body source; the pipeline never reads a file any
+//! other way.
 
+pub mod cache;
+pub mod keys;
 pub mod manifest;
+pub mod metalink;
+pub mod publish;
+pub mod published;
+pub mod quarantine;
+pub mod store;
+pub mod verify;
 
-pub use manifest::{hex, Digest, FileManifest, ManifestError, PackageEntry, PackageManifest};
+pub use manifest::{
+    hex, parse_digest, sha256, Digest, FileManifest, ManifestError, PackageEntry, PackageManifest,
+};
+
+use crate::error::RequestError;
+use crate::resolve::{FileIdentity, ResolvedFile};
+use crate::vpath::{Integrity, Vpath};
+use cache::ChunkCache;
+use published::{Package, PackageStore};
+use quarantine::Quarantine;
+use std::path::Path;
+use std::sync::Arc;
+use store::{AutoStore, StoreError};
+use tracing::{error, info};
+use verify::{Trust, VerifiedFile};
+
+/// Everything integrity keeps between requests.
+pub struct IntegrityState {
+    /// Auto-mode manifests.
+    pub store: Arc<AutoStore>,
+    /// Chunks already verified (for `verify = "cached"`).
+    pub cache: Arc<ChunkCache>,
+    /// Published packages.
+    pub packages: Arc<PackageStore>,
+    /// Published files that failed verification.
+    pub quarantine: Arc<Quarantine>,
+}
+
+/// A file ready to be served: its manifest and its verifying body source.
+pub struct Prepared {
+    /// The manifest every byte sent is checked against.
+    pub manifest: Arc<FileManifest>,
+    /// Reads the file chunk by chunk, verified.
+    pub source: Arc<VerifiedFile>,
+}
+
+fn internal(e: impl std::fmt::Display) -> RequestError {
+    RequestError::Internal(e.to_string())
+}
+
+impl IntegrityState {
+    /// State persisting under `state_dir`.
+    pub fn new(state_dir: &Path) -> Self {
+        let cache = Arc::new(ChunkCache::default());
+        IntegrityState {
+            store: Arc::new(AutoStore::new(state_dir, cache.clone())),
+            cache,
+            packages: Arc::default(),
+            quarantine: Arc::new(Quarantine::load(state_dir)),
+        }
+    }
+
+    /// The published package of `vpath`; `503` when it is unavailable.
+    pub async fn package(&self, vpath: &Arc<Vpath>) -> Result<Arc<Package>, RequestError> {
+        let (packages, vpath) = (self.packages.clone(), vpath.clone());
+        tokio::task::spawn_blocking(move || packages.get(&vpath))
+            .await
+            .map_err(internal)?
+            .map_err(|_| RequestError::Unavailable("published manifest unavailable".into()))
+    }
+
+    /// The manifest of a resolved file and a verifying source to send it from.
+    /// `rest` is the path below `vpath`; `label` names the file in logs.
+    pub async fn prepare(
+        &self,
+        vpath: &Arc<Vpath>,
+        rest: &[String],
+        resolved: ResolvedFile,
+        label: &str,
+    ) -> Result<Prepared, RequestError> {
+        let file = Arc::new(resolved.file);
+        let identity = resolved.identity;
+        let (manifest, trust) = match vpath.integrity {
+            Integrity::Auto => {
+                let m = self
+                    .store
+                    .get(&file, identity, vpath.chunk_size, label)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Changed => {
+                            RequestError::Unavailable("file changed while being hashed".into())
+                        }
+                        StoreError::Io(e) => internal(e),
+                    })?;
+                let store = self.store.clone();
+                (m, Trust::Auto { store })
+            }
+            Integrity::Published => {
+                let package = self.package(vpath).await?;
+                let rel = rest.join("/");
+                let m = package
+                    .files
+                    .get(&rel)
+                    .cloned()
+                    .ok_or(RequestError::NotListed)?;
+                let path = vpath.dir.join(&rel);
+                self.check_quarantine(&path, &file, identity, &m, label)
+                    .await?;
+                let quarantine = self.quarantine.clone();
+                (m, Trust::Published { quarantine, path })
+            }
+        };
+        let source = VerifiedFile::new(
+            file,
+            manifest.clone(),
+            identity,
+            vpath.verify,
+            self.cache.clone(),
+            trust,
+            label.to_string(),
+        );
+        Ok(Prepared {
+            manifest,
+            source: Arc::new(source),
+        })
+    }
+
+    /// `503` while a quarantined file is unchanged; after any change (or a
+    /// republish) re-hash it whole and lift the quarantine if it matches.
+    async fn check_quarantine(
+        &self,
+        path: &Path,
+        file: &Arc<std::fs::File>,
+        identity: FileIdentity,
+        m: &Arc<FileManifest>,
+        label: &str,
+    ) -> Result<(), RequestError> {
+        let size_ok = identity.size == m.size;
+        match self.quarantine.get(path) {
+            None if size_ok => return Ok(()),
+            None => {
+                error!(
+                    file = label,
+                    path = %path.display(),
+                    size = identity.size,
+                    expected = m.size,
+                    "integrity failure: size does not match the published manifest; file quarantined"
+                );
+                self.quarantine.add(path.to_path_buf(), identity, m.root);
+                return Err(RequestError::Quarantined);
+            }
+            Some(r) if r.identity == identity && r.root == m.root => {
+                return Err(RequestError::Quarantined)
+            }
+            Some(_) => {}
+        }
+        let (f, chunk_size) = (file.clone(), m.chunk_size);
+        let computed = tokio::task::spawn_blocking(move || {
+            let m = store::compute_from(&f, chunk_size)?;
+            Ok::<_, std::io::Error>((m, FileIdentity::of(&f)?))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        let (now, after) = computed;
+        if size_ok && after == identity && now.chunks == m.chunks {
+            self.quarantine.remove(path);
+            info!(file = label, path = %path.display(), "content matches the published manifest again: quarantine lifted");
+            for i in 0..m.chunks.len() as u64 {
+                self.cache.mark(&identity, &m.root, i);
+            }
+            return Ok(());
+        }
+        error!(
+            file = label,
+            path = %path.display(),
+            "integrity failure: changed file still does not match the published manifest; stays quarantined"
+        );
+        self.quarantine.add(path.to_path_buf(), after, m.root);
+        Err(RequestError::Quarantined)
+    }
+}

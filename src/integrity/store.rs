@@ -1,0 +1,218 @@
+//! `integrity = "auto"`: manifests the server computes itself, keyed by file
+//! identity and persisted under `state_dir/manifests/`.
+//!
+//! A file is hashed on its first request (the request waits; concurrent
+//! requests for the same version share one hashing job). Hashing on demand
+//! rather than in a start-up sweep keeps start-up instant and never spends
+//! disk bandwidth on content nobody asks for; the persisted manifests make
+//! the wait a one-time cost per file version, across restarts.
+
+use super::cache::{is_racy, ChunkCache};
+use super::{hex, sha256, FileManifest};
+use crate::resolve::FileIdentity;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+/// Why no manifest could be had for a file version.
+#[derive(Debug)]
+pub enum StoreError {
+    /// Reading the file failed.
+    Io(std::io::Error),
+    /// The file changed while it was being hashed; the caller should retry.
+    Changed,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Io(e) => write!(f, "cannot hash file: {e}"),
+            StoreError::Changed => f.write_str("file changed while it was being hashed"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+type Cell = Arc<OnceCell<Arc<FileManifest>>>;
+/// (device, inode, chunk size).
+type SlotKey = (u64, u64, u64);
+
+/// Manifests of auto-mode files.
+pub struct AutoStore {
+    dir: PathBuf,
+    /// Chunks just hashed for a manifest count as verified for that identity.
+    cache: Arc<ChunkCache>,
+    /// (device, inode, chunk size) → the latest version seen and its manifest.
+    slots: Mutex<HashMap<SlotKey, (FileIdentity, Cell)>>,
+    reused: AtomicU64,
+    hashed: AtomicU64,
+}
+
+/// Reads a file from offset 0 with `pread`, so a shared descriptor's file
+/// position is never touched.
+struct PosReader<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for PosReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Hash an open file from its start. Blocking.
+pub fn compute_from(file: &File, chunk_size: u64) -> std::io::Result<FileManifest> {
+    FileManifest::compute(PosReader { file, pos: 0 }, chunk_size)
+}
+
+/// File name of a persisted manifest: a digest of identity and chunk size.
+fn key_of(id: &FileIdentity, chunk_size: u64) -> String {
+    let mut b = Vec::with_capacity(64);
+    for v in [id.dev, id.ino, id.size, chunk_size] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [id.mtime_sec, id.mtime_nsec, id.ctime_sec, id.ctime_nsec] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    hex(&sha256(&b)[..16])
+}
+
+impl AutoStore {
+    /// A store persisting under `state_dir/manifests`, marking the chunks
+    /// it hashes as verified in `cache`.
+    pub fn new(state_dir: &Path, cache: Arc<ChunkCache>) -> Self {
+        AutoStore {
+            dir: state_dir.join("manifests"),
+            cache,
+            slots: Mutex::new(HashMap::new()),
+            reused: AtomicU64::new(0),
+            hashed: AtomicU64::new(0),
+        }
+    }
+
+    /// Manifests taken from `state_dir` instead of hashing (since start).
+    pub fn reused(&self) -> u64 {
+        self.reused.load(Ordering::Relaxed)
+    }
+
+    /// Files hashed (since start).
+    pub fn hashed(&self) -> u64 {
+        self.hashed.load(Ordering::Relaxed)
+    }
+
+    /// The manifest of `file`, which had `identity` when opened. Waits for
+    /// the hashing if this version is new.
+    pub async fn get(
+        self: &Arc<Self>,
+        file: &Arc<File>,
+        identity: FileIdentity,
+        chunk_size: u64,
+        label: &str,
+    ) -> Result<Arc<FileManifest>, StoreError> {
+        let cell = {
+            let mut slots = self.slots.lock().expect("store lock");
+            let slot = slots
+                .entry((identity.dev, identity.ino, chunk_size))
+                .or_insert_with(|| (identity, Cell::default()));
+            if slot.0 != identity {
+                // A new version replaces the old one: memory stays one per file.
+                *slot = (identity, Cell::default());
+            }
+            slot.1.clone()
+        };
+        let m = cell
+            .get_or_try_init(|| {
+                let (this, file, label) = (self.clone(), file.clone(), label.to_string());
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        this.load_or_compute(&file, identity, chunk_size, &label)
+                    })
+                    .await
+                    .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+                }
+            })
+            .await?;
+        Ok(m.clone())
+    }
+
+    fn load_or_compute(
+        &self,
+        file: &File,
+        identity: FileIdentity,
+        chunk_size: u64,
+        label: &str,
+    ) -> Result<Arc<FileManifest>, StoreError> {
+        let path = self
+            .dir
+            .join(format!("{}.json", key_of(&identity, chunk_size)));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            match FileManifest::from_json(&text) {
+                Ok(m) if m.size == identity.size && m.chunk_size == chunk_size => {
+                    self.reused.fetch_add(1, Ordering::Relaxed);
+                    info!(file = label, "reused persisted manifest");
+                    return Ok(Arc::new(m));
+                }
+                _ => warn!(file = label, "ignoring an invalid persisted manifest"),
+            }
+        }
+        let started = Instant::now();
+        let m = compute_from(file, chunk_size).map_err(StoreError::Io)?;
+        // Bytes read while the file changed may belong to no single version.
+        let after = FileIdentity::of(file).map_err(StoreError::Io)?;
+        if after != identity || m.size != identity.size {
+            return Err(StoreError::Changed);
+        }
+        self.hashed.fetch_add(1, Ordering::Relaxed);
+        // These bytes were hashed moments ago under an identity that did not
+        // change meanwhile: the first send need not hash them again.
+        for i in 0..m.chunks.len() as u64 {
+            self.cache.mark(&identity, &m.root, i);
+        }
+        info!(
+            file = label,
+            bytes = m.size,
+            ms = started.elapsed().as_millis() as u64,
+            "hashed file"
+        );
+        // A file changed within the last clock ticks could change again
+        // without its identity moving: keep that manifest in memory only
+        // (every send is still hashed against it), never on disk.
+        if !is_racy(&identity) {
+            if let Err(e) = self.persist(&path, &m) {
+                warn!(file = label, "cannot persist manifest: {e}");
+            }
+        }
+        Ok(Arc::new(m))
+    }
+
+    fn persist(&self, path: &Path, m: &FileManifest) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, m.to_json())?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Drop the manifest of `identity` (its content did not match it).
+    pub fn invalidate(&self, identity: &FileIdentity, chunk_size: u64) {
+        let mut slots = self.slots.lock().expect("store lock");
+        let key = (identity.dev, identity.ino, chunk_size);
+        if slots.get(&key).is_some_and(|s| s.0 == *identity) {
+            slots.remove(&key);
+        }
+        let _ = std::fs::remove_file(
+            self.dir
+                .join(format!("{}.json", key_of(identity, chunk_size))),
+        );
+    }
+}

@@ -194,6 +194,18 @@ async fn get_manifest(
                 })?;
                 return Ok((m, etag, conn));
             }
+            (StatusCode::SERVICE_UNAVAILABLE, Ok((_, _, bytes)))
+                if segments::is_quarantine_notice(&bytes) =>
+            {
+                return Err(FetchError::Integrity {
+                    message: format!(
+                        "{}: the server reports that the file failed its integrity check (quarantined)",
+                        target.url
+                    ),
+                    chunk: None,
+                    bytes_fetched: 0,
+                })
+            }
             (s, _) if transient_status(s) => {
                 last = format!("{}: HTTP {s}", mt.url);
                 tokio::time::sleep(wait).await;

@@ -46,6 +46,42 @@ pub fn transient_status(s: StatusCode) -> bool {
     matches!(s.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
+/// The words a distpoint server puts in the `503` body of a file it has
+/// quarantined after one of its chunks failed the server's own check.
+const QUARANTINE_NOTICE: &[u8] = b"failed its integrity check";
+
+/// True if a `503` body says the file is quarantined (an integrity failure
+/// found by the server, not a passing overload).
+pub fn is_quarantine_notice(body: &[u8]) -> bool {
+    body.windows(QUARANTINE_NOTICE.len())
+        .any(|w| w == QUARANTINE_NOTICE)
+}
+
+/// The server refuses the file as quarantined while we were fetching `index`.
+/// It cut the transfer of the bad chunk first, so the chunk at fault is the
+/// lowest one whose transfer failed (or this one).
+fn quarantined(shared: &Shared, index: u64) -> FetchError {
+    let k = shared
+        .attempts
+        .lock()
+        .expect("attempts lock")
+        .keys()
+        .copied()
+        .chain([index])
+        .min()
+        .unwrap_or(index);
+    FetchError::Integrity {
+        message: format!(
+            "{}: chunk {k} of {}: the server cut its transfer and now reports that the file \
+             failed its integrity check (quarantined)",
+            shared.target.url,
+            shared.manifest.chunks.len()
+        ),
+        chunk: Some(k),
+        bytes_fetched: shared.bytes_fetched.load(Ordering::Relaxed),
+    }
+}
+
 /// Everything the workers share.
 pub struct Shared {
     /// The file's URL.
@@ -194,10 +230,15 @@ async fn fetch_chunk(
         StatusCode::PARTIAL_CONTENT => {}
         StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => return Err(ChunkFail::Changed),
         s if transient_status(s) => {
+            let wait = retry_after(resp.headers());
+            let body = super::bench::read_all(resp, 4096).await.map(|r| r.2);
+            if body.as_deref().is_ok_and(is_quarantine_notice) {
+                return Err(ChunkFail::Fatal(quarantined(shared, index)));
+            }
             return Err(ChunkFail::Transient(
                 format!("{}: HTTP {s}", shared.target.url),
-                retry_after(resp.headers()),
-            ))
+                wait,
+            ));
         }
         s => {
             return Err(ChunkFail::Fatal(FetchError::Http {

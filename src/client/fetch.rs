@@ -338,6 +338,8 @@ async fn attempt(
         limit_rate: opts.limit_rate,
         started: Instant::now(),
         protocol: Mutex::new(Some(conn0.protocol)),
+        refused: Mutex::new(BTreeSet::new()),
+        cut: Mutex::new(BTreeSet::new()),
     });
     shared.save_state();
 
@@ -379,7 +381,11 @@ async fn attempt(
             })
         }
         Some(WorkerFail::Fatal(e)) => return Err(e),
-        None => {}
+        None => {
+            if let Some(e) = segments::quarantined(&shared) {
+                return Err(e);
+            }
+        }
     }
     let complete = shared.state.lock().expect("state lock").1.len() as u64 == n;
     if !complete {

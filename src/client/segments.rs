@@ -57,29 +57,36 @@ pub fn is_quarantine_notice(body: &[u8]) -> bool {
         .any(|w| w == QUARANTINE_NOTICE)
 }
 
-/// The server refuses the file as quarantined while we were fetching `index`.
-/// It cut the transfer of the bad chunk first, so the chunk at fault is the
-/// lowest one whose transfer failed (or this one).
-fn quarantined(shared: &Shared, index: u64) -> FetchError {
-    let k = shared
-        .attempts
+/// The integrity failure a server reported by quarantining the file. The
+/// chunk at fault is the lowest one whose transfer the server cut.
+pub fn quarantined(shared: &Shared) -> Option<FetchError> {
+    let refused = shared.refused.lock().expect("refused lock");
+    if refused.is_empty() {
+        return None;
+    }
+    let verified = &shared.state.lock().expect("state lock").1;
+    // The server finds a bad chunk while sending it, after the `206` head,
+    // and cuts that transfer; requests that reach it afterwards, for any
+    // chunk, are refused whole. So a cut chunk names the culprit; a refused
+    // one only when no transfer was cut.
+    let cut_min = shared
+        .cut
         .lock()
-        .expect("attempts lock")
-        .keys()
+        .expect("cut lock")
+        .iter()
         .copied()
-        .chain([index])
-        .min()
-        .unwrap_or(index);
-    FetchError::Integrity {
+        .find(|c| !verified.contains(c));
+    let k = cut_min.or_else(|| refused.iter().next().copied())?;
+    Some(FetchError::Integrity {
         message: format!(
-            "{}: chunk {k} of {}: the server cut its transfer and now reports that the file \
+            "{}: chunk {k} of {}: the server refused it and reports that the file \
              failed its integrity check (quarantined)",
             shared.target.url,
             shared.manifest.chunks.len()
         ),
         chunk: Some(k),
         bytes_fetched: shared.bytes_fetched.load(Ordering::Relaxed),
-    }
+    })
 }
 
 /// Everything the workers share.
@@ -115,6 +122,12 @@ pub struct Shared {
     pub started: Instant,
     /// The protocol of the first connection.
     pub protocol: Mutex<Option<Protocol>>,
+    /// Chunks the server refused as quarantined. Once one is, no new chunk is
+    /// started; those in flight finish, so that the lowest refused chunk is
+    /// known for certain.
+    pub refused: Mutex<BTreeSet<u64>>,
+    /// Chunks whose transfer was cut after a `206` head.
+    pub cut: Mutex<BTreeSet<u64>>,
 }
 
 /// Why a worker stopped early.
@@ -128,6 +141,7 @@ pub enum WorkerFail {
 
 enum ChunkFail {
     Transient(String, Duration),
+    Quarantined,
     Fatal(FetchError),
     Changed,
 }
@@ -233,7 +247,7 @@ async fn fetch_chunk(
             let wait = retry_after(resp.headers());
             let body = super::bench::read_all(resp, 4096).await.map(|r| r.2);
             if body.as_deref().is_ok_and(is_quarantine_notice) {
-                return Err(ChunkFail::Fatal(quarantined(shared, index)));
+                return Err(ChunkFail::Quarantined);
             }
             return Err(ChunkFail::Transient(
                 format!("{}: HTTP {s}", shared.target.url),
@@ -276,6 +290,7 @@ async fn fetch_chunk(
     let mut verified = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
+            shared.cut.lock().expect("cut lock").insert(index);
             ChunkFail::Transient(
                 format!("{}: transfer cut: {e}", shared.target.url),
                 Duration::ZERO,
@@ -337,6 +352,9 @@ async fn fetch_chunk(
 /// One worker: take chunks until none are left or something is final.
 pub async fn worker(shared: Arc<Shared>, mut conn: Option<Conn>) -> Result<(), WorkerFail> {
     loop {
+        if !shared.refused.lock().expect("refused lock").is_empty() {
+            return Ok(());
+        }
         let Some(index) = shared.queue.lock().expect("queue lock").pop_front() else {
             return Ok(());
         };
@@ -344,6 +362,10 @@ pub async fn worker(shared: Arc<Shared>, mut conn: Option<Conn>) -> Result<(), W
             Ok(()) => {}
             Err(ChunkFail::Fatal(e)) => return Err(WorkerFail::Fatal(e)),
             Err(ChunkFail::Changed) => return Err(WorkerFail::Changed),
+            Err(ChunkFail::Quarantined) => {
+                shared.refused.lock().expect("refused lock").insert(index);
+                return Ok(());
+            }
             Err(ChunkFail::Transient(msg, wait)) => {
                 conn = None;
                 let n = {
@@ -352,6 +374,10 @@ pub async fn worker(shared: Arc<Shared>, mut conn: Option<Conn>) -> Result<(), W
                     *n += 1;
                     *n
                 };
+                if !shared.refused.lock().expect("refused lock").is_empty() {
+                    // Stopping: the cut is recorded in `attempts` for `quarantined`.
+                    return Ok(());
+                }
                 if n >= MAX_ATTEMPTS {
                     return Err(WorkerFail::Fatal(FetchError::Network(format!(
                         "{msg} (chunk {index}, gave up after {n} attempts)"

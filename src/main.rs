@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use distpoint::client::bench::BenchOptions;
 use distpoint::client::fetch::FetchOptions;
 use distpoint::client::fetch_error::FetchError;
+use distpoint::client::package::PackageOptions;
 use distpoint::client::{ClientError, ClientOptions, Protocol};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -40,13 +41,22 @@ enum Command {
     /// Download a file, verifying every chunk against its manifest; resumable.
     Fetch {
         /// The file's https:// URL.
-        url: String,
-        /// Where to put the verified file.
+        #[arg(required_unless_present = "package", conflicts_with = "package")]
+        url: Option<String>,
+        /// Fetch a whole published package from this URL prefix instead.
+        #[arg(long, value_name = "URL_PREFIX")]
+        package: Option<String>,
+        /// Where to put the verified file (with --package: the folder).
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
-        /// The manifest root the file must have (64 hex digits), told out of band.
+        /// The manifest root the file must have (with --package: the package
+        /// hash), 64 hex digits, told out of band.
         #[arg(long)]
         expect: Option<String>,
+        /// With --package: the publisher's Ed25519 public key (PEM) the
+        /// package manifest must be signed with.
+        #[arg(long, requires = "package")]
+        publisher_key: Option<PathBuf>,
         /// Parallel connections.
         #[arg(long, default_value_t = 4)]
         connections: usize,
@@ -227,8 +237,10 @@ fn main() -> ExitCode {
         }
         Command::Fetch {
             url,
+            package,
             output,
             expect,
+            publisher_key,
             connections,
             limit_rate,
             http1,
@@ -236,26 +248,49 @@ fn main() -> ExitCode {
             json,
             tls,
         } => {
-            let opts = FetchOptions {
-                url,
-                output,
-                expect,
-                connections,
-                limit_rate,
-                progress: !json,
-                client: tls.options(protocols(http1, http2)),
-            };
+            let client = tls.options(protocols(http1, http2));
             let rt = match runtime() {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
-            match rt.block_on(distpoint::client::fetch::run(&opts)) {
-                Ok(report) => {
-                    if json {
-                        println!("{}", report.to_json());
-                    } else {
-                        println!("{}", report.to_text());
-                    }
+            let result = match (url, package) {
+                (_, Some(url_prefix)) => {
+                    let opts = PackageOptions {
+                        url_prefix,
+                        output,
+                        expect,
+                        publisher_key,
+                        connections,
+                        progress: !json,
+                        client,
+                    };
+                    rt.block_on(distpoint::client::package::run(&opts))
+                        .map(|r| if json { r.to_json() } else { r.to_text() })
+                }
+                (Some(url), None) => {
+                    let opts = FetchOptions {
+                        url,
+                        output,
+                        expect,
+                        connections,
+                        limit_rate,
+                        progress: !json,
+                        client,
+                        manifest: None,
+                    };
+                    rt.block_on(distpoint::client::fetch::run(&opts)).map(|r| {
+                        if json {
+                            r.to_json()
+                        } else {
+                            r.to_text()
+                        }
+                    })
+                }
+                (None, None) => return fail("fetch: a URL or --package is required".into()),
+            };
+            match result {
+                Ok(line) => {
+                    println!("{line}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

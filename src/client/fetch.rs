@@ -48,6 +48,9 @@ pub struct FetchOptions {
     pub progress: bool,
     /// TLS, credentials, protocols.
     pub client: ClientOptions,
+    /// The file's manifest when it is already known and verified (a file of
+    /// a package whose manifest was checked): then `URL?manifest` is not asked.
+    pub manifest: Option<FileManifest>,
 }
 
 /// The outcome of a successful fetch.
@@ -266,7 +269,13 @@ async fn attempt(
     files: &WorkFiles,
     expect: Option<Digest>,
 ) -> Result<Option<FetchReport>, FetchError> {
-    let (manifest, manifest_etag, conn0) = get_manifest(client, target).await?;
+    let (manifest, manifest_etag, conn0) = match &opts.manifest {
+        Some(m) => (m.clone(), None, None),
+        None => {
+            let (m, etag, conn) = get_manifest(client, target).await?;
+            (m, etag, Some(conn))
+        }
+    };
     let root = hex(&manifest.root);
     match expect {
         Some(want) if want != manifest.root => {
@@ -281,6 +290,8 @@ async fn attempt(
             })
         }
         Some(_) => {}
+        // A package's files come with a manifest checked already.
+        None if opts.manifest.is_some() => {}
         // Said on stderr whatever the output mode: this is the one thing a
         // user must not miss about an unpinned download.
         None => eprintln!(
@@ -337,14 +348,14 @@ async fn attempt(
         progress,
         limit_rate: opts.limit_rate,
         started: Instant::now(),
-        protocol: Mutex::new(Some(conn0.protocol)),
+        protocol: Mutex::new(conn0.as_ref().map(|c| c.protocol)),
         refused: Mutex::new(BTreeSet::new()),
         cut: Mutex::new(BTreeSet::new()),
     });
     shared.save_state();
 
     let mut set = tokio::task::JoinSet::new();
-    let mut first = Some(conn0);
+    let mut first = conn0;
     for _ in 0..workers {
         set.spawn(segments::worker(shared.clone(), first.take()));
     }
@@ -416,7 +427,7 @@ async fn attempt(
         chunks_resumed,
         bytes_fetched,
         elapsed: Duration::ZERO,
-        trusted_server_manifest: expect.is_none(),
+        trusted_server_manifest: expect.is_none() && opts.manifest.is_none(),
         connections: workers,
         protocol,
         restarts: 0,

@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod fetch;
 pub mod fetch_error;
 pub mod output;
+pub mod package;
 pub mod progress;
 pub mod resume;
 pub mod segments;

@@ -82,8 +82,9 @@ async fn serve<B>(
         .await?;
     log.principal(identity.to_string());
     authorize(config, vpath, &identity)?;
+    let head = method == Method::HEAD;
     if package_request {
-        let response = package_document(state, vpath, rest, query).await?;
+        let response = package_document(state, vpath, rest, query, head).await?;
         log.status(response.status(), None);
         return Ok(response);
     }
@@ -93,12 +94,15 @@ async fn serve<B>(
         .prepare(vpath, rest, file, req.uri().path())
         .await?;
     let response = match query {
-        Query::Manifest => document("application/json", prepared.manifest.to_json().into_bytes()),
+        Query::Manifest => {
+            let json = prepared.manifest.to_json().into_bytes();
+            document("application/json", json, head)
+        }
         Query::Metalink => {
             let url = format!("https://{}{}", authority(req), req.uri().path());
             let name = rest.last().map(String::as_str).unwrap_or("");
             let doc = metalink::render(&prepared.manifest, name, &url);
-            document(metalink::CONTENT_TYPE, doc.into_bytes())
+            document(metalink::CONTENT_TYPE, doc.into_bytes(), head)
         }
         Query::Signature | Query::None => respond(&method, req.headers(), prepared, rest).await?,
     };
@@ -141,13 +145,19 @@ fn authority<B>(req: &Request<B>) -> String {
 }
 
 /// A small generated document (manifest, metalink, signature).
-fn document(content_type: &'static str, body: Vec<u8>) -> Response<ResponseBody> {
+fn document(content_type: &'static str, body: Vec<u8>, head: bool) -> Response<ResponseBody> {
+    let len = body.len();
+    let body = if head {
+        ResponseBody::empty()
+    } else {
+        ResponseBody::full(body)
+    };
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::CONTENT_LENGTH, len)
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(ResponseBody::full(body))
+        .body(body)
         .expect("valid headers")
 }
 
@@ -157,6 +167,7 @@ async fn package_document(
     vpath: &Arc<Vpath>,
     rest: &[String],
     query: Query,
+    head: bool,
 ) -> Result<Response<ResponseBody>, RequestError> {
     let not_found = || RequestError::NotFound(resolve::ResolveError::NotFound);
     if !rest.is_empty() || vpath.integrity != Integrity::Published {
@@ -166,9 +177,9 @@ async fn package_document(
     Ok(match query {
         Query::Signature => {
             let sig = package.signature.clone().ok_or_else(not_found)?;
-            document("application/octet-stream", sig.to_vec())
+            document("application/octet-stream", sig.to_vec(), head)
         }
-        _ => document("application/json", package.bytes.to_vec()),
+        _ => document("application/json", package.bytes.to_vec(), head),
     })
 }
 

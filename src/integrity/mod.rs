@@ -9,6 +9,7 @@
 //! other way.
 
 pub mod cache;
+pub mod hashing;
 pub mod keys;
 pub mod manifest;
 pub mod metalink;
@@ -166,7 +167,7 @@ impl IntegrityState {
         }
         let (f, chunk_size) = (file.clone(), m.chunk_size);
         let computed = tokio::task::spawn_blocking(move || {
-            let m = store::compute_from(&f, chunk_size)?;
+            let m = hashing::compute_file(&f, chunk_size)?;
             Ok::<_, std::io::Error>((m, FileIdentity::of(&f)?))
         })
         .await

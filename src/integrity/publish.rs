@@ -1,9 +1,9 @@
 //! `distpoint publish DIR`: hash a package folder and write its manifest
 //! (and signature).
 
+use super::hashing::compute_file;
 use super::keys::{KeyError, PrivateKey};
 use super::published::{MANIFEST_FILE, META_DIR, SIGNATURE_FILE};
-use super::store::compute_from;
 use super::{hex, sha256, Digest, FileManifest, PackageEntry, PackageManifest};
 use crate::config::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use std::collections::BTreeMap;
@@ -104,7 +104,7 @@ fn hash_all(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((_, path)) = files.get(i) else { break };
                 let r = std::fs::File::open(path)
-                    .and_then(|f| compute_from(&f, chunk_size))
+                    .and_then(|f| compute_file(&f, chunk_size))
                     .map_err(|e| PublishError::Io(path.clone(), e));
                 results.lock().expect("results lock")[i] = Some(r);
             });

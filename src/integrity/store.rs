@@ -8,12 +8,11 @@
 //! the wait a one-time cost per file version, across restarts.
 
 use super::cache::{is_racy, ChunkCache};
+use super::hashing::compute_file;
 use super::{hex, sha256, FileManifest};
 use crate::resolve::FileIdentity;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,6 +41,8 @@ impl std::fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 type Cell = Arc<OnceCell<Arc<FileManifest>>>;
+/// Files remembered in memory at most (a bound on memory, not correctness).
+const MAX_FILES: usize = 100_000;
 /// (device, inode, chunk size).
 type SlotKey = (u64, u64, u64);
 
@@ -54,26 +55,6 @@ pub struct AutoStore {
     slots: Mutex<HashMap<SlotKey, (FileIdentity, Cell)>>,
     reused: AtomicU64,
     hashed: AtomicU64,
-}
-
-/// Reads a file from offset 0 with `pread`, so a shared descriptor's file
-/// position is never touched.
-struct PosReader<'a> {
-    file: &'a File,
-    pos: u64,
-}
-
-impl Read for PosReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-/// Hash an open file from its start. Blocking.
-pub fn compute_from(file: &File, chunk_size: u64) -> std::io::Result<FileManifest> {
-    FileManifest::compute(PosReader { file, pos: 0 }, chunk_size)
 }
 
 /// File name of a persisted manifest: a digest of identity and chunk size.
@@ -122,6 +103,10 @@ impl AutoStore {
     ) -> Result<Arc<FileManifest>, StoreError> {
         let cell = {
             let mut slots = self.slots.lock().expect("store lock");
+            if slots.len() >= MAX_FILES {
+                // Deleted files leave entries behind; start over rather than grow.
+                slots.clear();
+            }
             let slot = slots
                 .entry((identity.dev, identity.ino, chunk_size))
                 .or_insert_with(|| (identity, Cell::default()));
@@ -167,7 +152,7 @@ impl AutoStore {
             }
         }
         let started = Instant::now();
-        let m = compute_from(file, chunk_size).map_err(StoreError::Io)?;
+        let m = compute_file(file, chunk_size).map_err(StoreError::Io)?;
         // Bytes read while the file changed may belong to no single version.
         let after = FileIdentity::of(file).map_err(StoreError::Io)?;
         if after != identity || m.size != identity.size {

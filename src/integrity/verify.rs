@@ -161,3 +161,71 @@ impl BlockSource for VerifiedFile {
         self.manifest.chunk_size
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    const C: u64 = 4096;
+
+    fn setup(verify: Verify) -> (tempfile::TempDir, Vec<u8>, VerifiedFile, Arc<Quarantine>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..3 * C + 100).map(|i| (i * 13 % 256) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let identity = FileIdentity::of(&file).unwrap();
+        let manifest = Arc::new(FileManifest::compute(&data[..], C).unwrap());
+        let quarantine = Arc::new(Quarantine::default());
+        let trust = Trust::Published {
+            quarantine: quarantine.clone(),
+            path: path.clone(),
+        };
+        let v = VerifiedFile::new(
+            Arc::new(file),
+            manifest,
+            identity,
+            verify,
+            Arc::default(),
+            trust,
+            "/f".into(),
+        );
+        (dir, data, v, quarantine)
+    }
+
+    #[test]
+    fn reads_inside_chunks_return_only_the_asked_bytes() {
+        let (_d, data, v, _) = setup(Verify::Always);
+        assert_eq!(v.block_size(), C);
+        assert_eq!(&v.read(10, 5).unwrap()[..], &data[10..15]);
+        assert_eq!(
+            &v.read(C + 1, (C - 1) as usize).unwrap()[..],
+            &data[C as usize + 1..2 * C as usize]
+        );
+        assert_eq!(&v.read(3 * C, 100).unwrap()[..], &data[3 * C as usize..]);
+    }
+
+    #[test]
+    fn a_tampered_chunk_is_refused_and_quarantined() {
+        let (d, data, v, q) = setup(Verify::Cached);
+        let path = d.path().join("f");
+        let w = File::options().write(true).open(&path).unwrap();
+        w.write_all_at(b"X", C + 7).unwrap();
+        assert_eq!(
+            &v.read(0, 10).unwrap()[..],
+            &data[..10],
+            "chunk 0 is intact"
+        );
+        assert!(matches!(
+            v.read(C + 100, 10),
+            Err(BodyError::Integrity { chunk: 1 })
+        ));
+        assert!(q.get(&path).is_some());
+        w.set_len(2 * C).unwrap();
+        assert!(matches!(
+            v.read(3 * C, 100),
+            Err(BodyError::Integrity { chunk: 3 })
+        ));
+    }
+}

@@ -345,9 +345,8 @@ async fn fetch_chunk(
     .await
     .map_err(|e| ChunkFail::Fatal(FetchError::Output(format!("write task failed: {e}"))))?;
     *buf = data;
-    written.map_err(|e| {
-        ChunkFail::Fatal(FetchError::Output(format!("writing the download: {e}")))
-    })?;
+    written
+        .map_err(|e| ChunkFail::Fatal(FetchError::Output(format!("writing the download: {e}"))))?;
     shared.chunks_fetched.fetch_add(1, Ordering::Relaxed);
     let count = shared.mark_verified(index);
     shared.progress.advance(len, count);

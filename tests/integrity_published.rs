@@ -370,3 +370,23 @@ fn a_publisher_key_that_does_not_parse_is_a_config_error_at_the_key() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_missing_manifest_makes_only_that_path_503() {
+    let site = Site::new();
+    site.file("content/pkg/a.bin", b"never published");
+    site.file("content/other/x", b"x");
+    let server = site.start(&config(&site, &[]));
+    let tls = site.tls(false, &[Protocol::Http2]);
+    let got = fetch(&server, tls.clone(), req("GET", &server.url("/pkg/a.bin"))).await;
+    assert_eq!(got.status, 503);
+    let got = fetch(&server, tls.clone(), req("HEAD", &server.url("/pkg/a.bin"))).await;
+    assert_eq!(got.status, 503);
+    assert!(server.wait_log("published path unavailable", Duration::from_secs(5)));
+    let got = fetch(&server, tls.clone(), req("GET", &server.url("/other/x"))).await;
+    assert_eq!((got.status, &got.body[..]), (200, &b"x"[..]));
+    // Publishing takes effect without a restart.
+    publish(&site, None);
+    let got = fetch(&server, tls, req("GET", &server.url("/pkg/a.bin"))).await;
+    assert_eq!((got.status, &got.body[..]), (200, &b"never published"[..]));
+}

@@ -38,6 +38,8 @@ struct Lie {
     switch_after: Option<(u64, Vec<u8>, String)>,
     requests: AtomicU64,
     bytes_sent: AtomicU64,
+    /// Answer this many content requests with `503` + `Retry-After: 0` first.
+    unavailable_first: u64,
 }
 
 fn respond(lie: &Lie, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -53,6 +55,13 @@ fn respond(lie: &Lie, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         return Response::new(Full::new(Bytes::from(manifest)));
     }
     let n = lie.requests.fetch_add(1, Ordering::SeqCst);
+    if n < lie.unavailable_first {
+        return Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .header("retry-after", "0")
+            .body(Full::new(Bytes::from_static(b"busy\n")))
+            .unwrap();
+    }
     let (body, etag) = match &lie.switch_after {
         Some((after, later, tag)) if n >= *after => (later, tag),
         _ => (&lie.served, &lie.etag),
@@ -136,6 +145,7 @@ fn lie(good: &[u8], served: Vec<u8>) -> Lie {
         switch_after: None,
         requests: AtomicU64::new(0),
         bytes_sent: AtomicU64::new(0),
+        unavailable_first: 0,
     }
 }
 
@@ -231,5 +241,43 @@ fn a_file_that_changes_mid_download_restarts_from_the_manifest() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("does not match --expect"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn transient_errors_are_retried_with_bounded_backoff() {
+    let site = Site::new();
+    let good = data(CHUNK * 8, 4);
+    // A few 503s: retried, and the download completes.
+    let mut l = lie(&good, good.clone());
+    l.unavailable_first = 3;
+    let out = site.path("a.bin");
+    let (code, v, err) = fetch(
+        &site,
+        &serve(&site, Arc::new(l)),
+        &out,
+        &["--connections", "1"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), good);
+    assert_eq!(v["chunks_fetched"], 8, "{v}");
+
+    // A server that never recovers: bounded retries, then exit 3 and a clear line.
+    let mut l = lie(&good, good.clone());
+    l.unavailable_first = u64::MAX;
+    let out = site.path("b.bin");
+    let t = std::time::Instant::now();
+    let (code, _, err) = fetch(
+        &site,
+        &serve(&site, Arc::new(l)),
+        &out,
+        &["--connections", "2"],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("HTTP 503") && err.contains("gave up after 6 attempts"),
+        "{err}"
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(30));
     assert!(!out.exists());
 }

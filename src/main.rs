@@ -1,9 +1,15 @@
 //! The `distpoint` command line. It only parses arguments and calls the library.
 
 use clap::{Parser, Subcommand};
+use distpoint::client::bench::BenchOptions;
+use distpoint::client::fetch::FetchOptions;
+use distpoint::client::fetch_error::FetchError;
+use distpoint::client::package::PackageOptions;
+use distpoint::client::{ClientError, ClientOptions, Protocol};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +38,75 @@ enum Command {
     },
     /// Read a password from stdin and print an argon2id hash for `password_hash`.
     HashPassword,
+    /// Download a file, verifying every chunk against its manifest; resumable.
+    Fetch {
+        /// The file's https:// URL.
+        #[arg(required_unless_present = "package", conflicts_with = "package")]
+        url: Option<String>,
+        /// Fetch a whole published package from this URL prefix instead.
+        #[arg(long, value_name = "URL_PREFIX")]
+        package: Option<String>,
+        /// Where to put the verified file (with --package: the folder).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// The manifest root the file must have (with --package: the package
+        /// hash), 64 hex digits, told out of band.
+        #[arg(long)]
+        expect: Option<String>,
+        /// With --package: the publisher's Ed25519 public key (PEM) the
+        /// package manifest must be signed with.
+        #[arg(long, requires = "package")]
+        publisher_key: Option<PathBuf>,
+        /// Parallel connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Limit the download rate, bytes per second.
+        #[arg(long)]
+        limit_rate: Option<u64>,
+        /// Offer HTTP/1.1 only.
+        #[arg(long, conflicts_with = "http2")]
+        http1: bool,
+        /// Offer HTTP/2 only.
+        #[arg(long)]
+        http2: bool,
+        /// Print a JSON summary instead of the result line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
+    /// Benchmark transfers from a distribution point: throughput, requests/s, latency.
+    Bench {
+        /// URLs to request (round-robin).
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// Connections, each with one request in flight.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Stop after this many requests.
+        #[arg(long)]
+        requests: Option<u64>,
+        /// Request random ranges of this many bytes instead of whole files.
+        #[arg(long)]
+        range_size: Option<u64>,
+        /// Verify every chunk against the file's manifest, as fetch does.
+        #[arg(long)]
+        verify: bool,
+        /// Offer HTTP/1.1 only.
+        #[arg(long, conflicts_with = "http2")]
+        http1: bool,
+        /// Offer HTTP/2 only.
+        #[arg(long)]
+        http2: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
     /// Hash a package folder and write DIR/.distpoint/manifest.json (and its
     /// signature with --key); print the package hash and each file's root.
     Publish {
@@ -53,6 +128,62 @@ enum Command {
         #[command(subcommand)]
         command: CertsCommand,
     },
+}
+
+/// Trust and identity options shared by `fetch` and `bench`.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// CA certificate(s) to trust, PEM (default: the system bundle).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// Client certificate chain, PEM.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Client private key, PEM.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// HTTP Basic user; the password comes from DISTPOINT_PASSWORD.
+    #[arg(long)]
+    user: Option<String>,
+}
+
+impl TlsArgs {
+    fn options(self, protocols: Vec<Protocol>) -> ClientOptions {
+        ClientOptions {
+            cacert: self.cacert,
+            cert: self.cert,
+            key: self.key,
+            password: self
+                .user
+                .as_ref()
+                .and_then(|_| std::env::var("DISTPOINT_PASSWORD").ok()),
+            user: self.user,
+            protocols,
+        }
+    }
+}
+
+fn protocols(http1: bool, http2: bool) -> Vec<Protocol> {
+    match (http1, http2) {
+        (true, _) => vec![Protocol::Http1],
+        (_, true) => vec![Protocol::Http2],
+        _ => vec![Protocol::Http2, Protocol::Http1],
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the runtime: {e}")))
+}
+
+/// Exit code for a client error: bad settings are 1, the network 3.
+fn client_exit(e: &ClientError) -> ExitCode {
+    match e {
+        ClientError::Config(_) => ExitCode::from(1),
+        _ => ExitCode::from(3),
+    }
 }
 
 #[derive(Subcommand)]
@@ -104,6 +235,116 @@ fn main() -> ExitCode {
                 Err(e) => fail(format!("hash-password: {e}")),
             }
         }
+        Command::Fetch {
+            url,
+            package,
+            output,
+            expect,
+            publisher_key,
+            connections,
+            limit_rate,
+            http1,
+            http2,
+            json,
+            tls,
+        } => {
+            let client = tls.options(protocols(http1, http2));
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let result = match (url, package) {
+                (_, Some(url_prefix)) => {
+                    let opts = PackageOptions {
+                        url_prefix,
+                        output,
+                        expect,
+                        publisher_key,
+                        connections,
+                        progress: !json,
+                        client,
+                    };
+                    rt.block_on(distpoint::client::package::run(&opts))
+                        .map(|r| if json { r.to_json() } else { r.to_text() })
+                }
+                (Some(url), None) => {
+                    let opts = FetchOptions {
+                        url,
+                        output,
+                        expect,
+                        connections,
+                        limit_rate,
+                        progress: !json,
+                        client,
+                        manifest: None,
+                    };
+                    rt.block_on(distpoint::client::fetch::run(&opts)).map(|r| {
+                        if json {
+                            r.to_json()
+                        } else {
+                            r.to_text()
+                        }
+                    })
+                }
+                (None, None) => return fail("fetch: a URL or --package is required".into()),
+            };
+            match result {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("distpoint: fetch: {e}");
+                    if json {
+                        println!("{}", fetch_error_json(&e));
+                    }
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Command::Bench {
+            urls,
+            connections,
+            duration,
+            requests,
+            range_size,
+            verify,
+            http1,
+            http2,
+            json,
+            tls,
+        } => {
+            if !(duration.is_finite() && duration > 0.0) {
+                return fail("--duration must be a positive number of seconds".into());
+            }
+            let opts = BenchOptions {
+                urls,
+                connections,
+                duration: Duration::from_secs_f64(duration),
+                requests,
+                range_size,
+                verify,
+                client: tls.options(protocols(http1, http2)),
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(distpoint::client::bench::run(opts)) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", report.to_json());
+                    } else {
+                        print!("{}", report.to_text());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("distpoint: bench: {e}");
+                    client_exit(&e)
+                }
+            }
+        }
         Command::Publish {
             dir,
             chunk_size,
@@ -122,6 +363,25 @@ fn main() -> ExitCode {
             Err(e) => fail(e.to_string()),
         },
     }
+}
+
+fn fetch_error_json(e: &FetchError) -> String {
+    let (chunk, bytes) = match e {
+        FetchError::Integrity {
+            chunk,
+            bytes_fetched,
+            ..
+        } => (*chunk, Some(*bytes_fetched)),
+        _ => (None, None),
+    };
+    serde_json::json!({
+        "ok": false,
+        "exit_code": e.exit_code(),
+        "error": e.to_string(),
+        "chunk": chunk,
+        "bytes_fetched": bytes,
+    })
+    .to_string()
 }
 
 fn publish(

@@ -41,6 +41,8 @@ pub enum ClientError {
     Tls(String),
     /// HTTP protocol error.
     Http(hyper::Error),
+    /// Bad client settings: URL, certificate files, credentials.
+    Config(String),
 }
 
 impl fmt::Display for ClientError {
@@ -49,6 +51,7 @@ impl fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "connection failed: {e}"),
             ClientError::Tls(e) => write!(f, "TLS: {e}"),
             ClientError::Http(e) => write!(f, "HTTP: {e}"),
+            ClientError::Config(e) => write!(f, "{e}"),
         }
     }
 }

@@ -1,9 +1,20 @@
 //! The client side: TLS settings and HTTP connections to a distribution
 //! point, used by `fetch`, `bench` and the tests.
 
+pub mod bench;
 mod conn;
+pub mod endpoint;
+pub mod fetch;
+pub mod fetch_error;
+pub mod output;
+pub mod package;
+pub mod progress;
+pub mod resume;
+pub mod segments;
+pub mod verify;
 
 pub use conn::{ClientError, Conn, Protocol};
+pub use endpoint::{Client, ClientOptions, Target};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};

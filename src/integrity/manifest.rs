@@ -194,13 +194,23 @@ impl FileManifest {
     pub fn from_json(text: &str) -> Result<FileManifest, ManifestError> {
         let j: FileManifestJson =
             serde_json::from_str(text).map_err(|e| ManifestError::Json(e.to_string()))?;
+        FileManifest::from_hex(j.size, j.chunk_size, &j.sha256, &j.root, &j.chunks)
+    }
+
+    /// Build and check a manifest from its hex fields.
+    fn from_hex(
+        size: u64,
+        chunk_size: u64,
+        sha256: &str,
+        root: &str,
+        chunks: &[String],
+    ) -> Result<FileManifest, ManifestError> {
         let m = FileManifest {
-            size: j.size,
-            chunk_size: j.chunk_size,
-            sha256: digest_field(&j.sha256)?,
-            root: digest_field(&j.root)?,
-            chunks: j
-                .chunks
+            size,
+            chunk_size,
+            sha256: digest_field(sha256)?,
+            root: digest_field(root)?,
+            chunks: chunks
                 .iter()
                 .map(|c| digest_field(c))
                 .collect::<Result<_, _>>()?,
@@ -240,21 +250,13 @@ impl PackageManifest {
     /// The manifest of one listed file, checked.
     pub fn file(&self, rel: &str) -> Option<Result<FileManifest, ManifestError>> {
         let e = self.files.get(rel)?;
-        Some((|| {
-            let m = FileManifest {
-                size: e.size,
-                chunk_size: self.chunk_size,
-                sha256: digest_field(&e.sha256)?,
-                root: digest_field(&e.root)?,
-                chunks: e
-                    .chunks
-                    .iter()
-                    .map(|c| digest_field(c))
-                    .collect::<Result<_, _>>()?,
-            };
-            m.check()?;
-            Ok(m)
-        })())
+        Some(FileManifest::from_hex(
+            e.size,
+            self.chunk_size,
+            &e.sha256,
+            &e.root,
+            &e.chunks,
+        ))
     }
 }
 

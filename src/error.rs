@@ -3,6 +3,7 @@
 
 use crate::auth::AuthError;
 use crate::body::ResponseBody;
+use crate::integrity::quarantine;
 use crate::resolve::ResolveError;
 use http::{header, HeaderValue, Response, StatusCode};
 use std::fmt;
@@ -34,7 +35,11 @@ pub enum RequestError {
     /// A published path's file that its manifest does not list.
     NotListed,
     /// A published file that failed verification and is quarantined.
-    Quarantined,
+    Quarantined {
+        /// The chunk that failed, when one is known; sent in the
+        /// `Distpoint-Integrity` header so that clients can name it exactly.
+        chunk: Option<u64>,
+    },
     /// Temporarily unable to serve (for example the credential check queue is full).
     Unavailable(String),
     /// A server-side failure.
@@ -54,7 +59,9 @@ impl fmt::Display for RequestError {
             RequestError::PreconditionFailed => f.write_str("precondition failed"),
             RequestError::RangeNotSatisfiable { .. } => f.write_str("range not satisfiable"),
             RequestError::NotListed => f.write_str("not listed in the published manifest"),
-            RequestError::Quarantined => f.write_str("file quarantined after an integrity failure"),
+            RequestError::Quarantined { .. } => {
+                f.write_str("file quarantined after an integrity failure")
+            }
             RequestError::Unavailable(why) => write!(f, "unavailable: {why}"),
             RequestError::Internal(why) => write!(f, "internal error: {why}"),
         }
@@ -89,7 +96,7 @@ impl RequestError {
             RequestError::NotAllowed => StatusCode::FORBIDDEN,
             RequestError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             RequestError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            RequestError::Unavailable(_) | RequestError::Quarantined => {
+            RequestError::Unavailable(_) | RequestError::Quarantined { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,7 +112,7 @@ impl RequestError {
             status.as_u16(),
             status.canonical_reason().unwrap_or("")
         );
-        if let RequestError::Quarantined = self {
+        if let RequestError::Quarantined { .. } = self {
             // Plain words for the operator who opens the URL in a browser.
             text.push_str(": this file failed its integrity check and is quarantined");
         }
@@ -125,6 +132,12 @@ impl RequestError {
             }
             RequestError::Unavailable(_) => {
                 builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+            }
+            RequestError::Quarantined { chunk } => {
+                // Machine-readable twin of the body text: the body is for
+                // people, and a client must not have to parse prose to know
+                // which chunk failed.
+                builder = builder.header(quarantine::HEADER, quarantine::header_value(*chunk))
             }
             _ => {}
         }

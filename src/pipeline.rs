@@ -333,7 +333,7 @@ async fn respond(
         // The first chunk is read and verified before the headers go out,
         // so a mismatch there is a clean 503 rather than a cut.
         stream.prime().await.map_err(|e| match e {
-            BodyError::Integrity { .. } => RequestError::Quarantined,
+            BodyError::Integrity { chunk } => RequestError::Quarantined { chunk: Some(chunk) },
             BodyError::Cut(why) => RequestError::Unavailable(why),
             other => RequestError::Internal(other.to_string()),
         })?;

@@ -40,6 +40,10 @@ struct Lie {
     bytes_sent: AtomicU64,
     /// Answer this many content requests with `503` + `Retry-After: 0` first.
     unavailable_first: u64,
+    /// After this many content requests, answer every one as a quarantined
+    /// file: `503` with the notice text, and this `Distpoint-Integrity`
+    /// value if any (a server that predates the header sends none).
+    quarantine_after: Option<(u64, Option<&'static str>)>,
 }
 
 fn respond(lie: &Lie, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -61,6 +65,18 @@ fn respond(lie: &Lie, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             .header("retry-after", "0")
             .body(Full::new(Bytes::from_static(b"busy\n")))
             .unwrap();
+    }
+    if let Some((after, header)) = lie.quarantine_after {
+        if n >= after {
+            let mut b = Response::builder().status(StatusCode::SERVICE_UNAVAILABLE);
+            if let Some(v) = header {
+                b = b.header("distpoint-integrity", v);
+            }
+            let text = "503 Service Unavailable: this file failed its integrity check and is quarantined\n";
+            return b
+                .body(Full::new(Bytes::from_static(text.as_bytes())))
+                .unwrap();
+        }
     }
     let (body, etag) = match &lie.switch_after {
         Some((after, later, tag)) if n >= *after => (later, tag),
@@ -146,6 +162,7 @@ fn lie(good: &[u8], served: Vec<u8>) -> Lie {
         requests: AtomicU64::new(0),
         bytes_sent: AtomicU64::new(0),
         unavailable_first: 0,
+        quarantine_after: None,
     }
 }
 
@@ -280,4 +297,36 @@ fn transient_errors_are_retried_with_bounded_backoff() {
     );
     assert!(t.elapsed() < std::time::Duration::from_secs(30));
     assert!(!out.exists());
+}
+
+#[test]
+fn a_quarantine_503_names_the_chunk_in_its_header_or_falls_back_to_the_body_text() {
+    let site = Site::new();
+    let good = data(CHUNK * CHUNKS, 5);
+    let root = hex(&FileManifest::compute(&good[..], CHUNK as u64).unwrap().root);
+    // After 6 chunks every request is refused. With the header, the chunk
+    // named is the server's, however far it is from the chunks in flight;
+    // without it (or with an index outside the file) the client falls back
+    // to the lowest chunk refused, 6 with one connection.
+    for (i, header, named) in [
+        (0, Some("quarantined; chunk=30"), 30u64),
+        (1, Some("quarantined"), 6),
+        (2, Some("quarantined; chunk=4000"), 6),
+        (3, None, 6),
+    ] {
+        let mut l = lie(&good, good.clone());
+        l.quarantine_after = Some((6, header));
+        let out = site.path(&format!("q{i}.bin"));
+        let (code, v, err) = fetch(
+            &site,
+            &serve(&site, Arc::new(l)),
+            &out,
+            &["--expect", &root, "--connections", "1", "--http1"],
+        );
+        assert_eq!(code, 2, "{header:?}: {err}");
+        assert_eq!(v["chunk"], named, "{header:?}: {v}");
+        assert!(err.contains(&format!("chunk {named} of {CHUNKS}")), "{err}");
+        assert!(err.contains("quarantined"), "{err}");
+        assert!(!out.exists());
+    }
 }

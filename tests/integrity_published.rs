@@ -222,15 +222,28 @@ async fn tampered_chunk_is_never_sent_and_the_file_is_quarantined_until_restored
     let log = server.log();
     assert!(log.contains("chunk=3") && log.contains("a.bin"), "{log}");
 
-    // Quarantined: 503 with a plain message, for ranges in intact chunks too.
-    for range in [None, Some("bytes=0-99"), Some("bytes=12300-12400")] {
-        let mut r = req("GET", &url);
+    // Quarantined: 503 with a plain message and a header naming the bad
+    // chunk, for ranges in intact chunks too, and for HEAD and `?manifest`.
+    for (method, range, query) in [
+        ("GET", None, ""),
+        ("GET", Some("bytes=0-99"), ""),
+        ("GET", Some("bytes=12300-12400"), ""),
+        ("HEAD", None, ""),
+        ("GET", None, "?manifest"),
+    ] {
+        let mut r = req(method, &format!("{url}{query}"));
         if let Some(v) = range {
             r = r.header("range", v);
         }
         let got = fetch(&server, tls.clone(), r).await;
-        assert_eq!(got.status, 503, "{range:?}");
-        assert!(String::from_utf8_lossy(&got.body).contains("quarantined"));
+        assert_eq!(got.status, 503, "{method} {range:?} {query}");
+        assert_eq!(
+            got.headers["distpoint-integrity"], "quarantined; chunk=3",
+            "{method} {range:?} {query}"
+        );
+        if method == "GET" {
+            assert!(String::from_utf8_lossy(&got.body).contains("quarantined"));
+        }
     }
     let got = fetch(&server, tls.clone(), req("GET", &server.url("/other/x"))).await;
     assert_eq!(got.status, 200, "other paths are unaffected");
@@ -251,6 +264,10 @@ async fn tampered_chunk_is_never_sent_and_the_file_is_quarantined_until_restored
     )
     .await;
     assert_eq!(got.status, 503);
+    assert_eq!(
+        got.headers["distpoint-integrity"], "quarantined; chunk=5",
+        "the 503 sent before any header names the chunk too"
+    );
     // HTTP/2: a mismatch after the headers resets the stream.
     tamper(&path, 5 * CHUNK, &a[5 * CHUNK..5 * CHUNK + 4]);
     let got = fetch(&server, tls2.clone(), req("GET", &url)).await;
@@ -278,7 +295,8 @@ async fn quarantine_survives_a_restart() {
         assert!(server.wait_log("integrity failure", Duration::from_secs(5)));
         server.terminate();
     }
-    assert!(site.path("state/quarantine.json").exists());
+    let saved = std::fs::read_to_string(site.path("state/quarantine.json")).unwrap();
+    assert!(saved.contains(r#""chunk":2"#), "{saved}");
     let server = site.start(&config(&site, &[]));
     let got = fetch(
         &server,
@@ -287,6 +305,61 @@ async fn quarantine_survives_a_restart() {
     )
     .await;
     assert_eq!(got.status, 503, "still quarantined after the restart");
+    assert_eq!(
+        got.headers["distpoint-integrity"], "quarantined; chunk=2",
+        "the chunk comes from the persisted record"
+    );
+}
+
+#[tokio::test]
+async fn a_quarantine_record_without_a_chunk_still_loads_and_a_wrong_size_names_none() {
+    let site = Site::new();
+    let a = data(4 * CHUNK, 6);
+    let path = site.file("content/pkg/a.bin", &a);
+    let short = site.file("content/pkg/b.bin", &data(3 * CHUNK, 7));
+    site.file("content/other/x", b"x");
+    publish(&site, None);
+    tamper(&path, CHUNK, b"EVIL");
+    let tls = site.tls(false, &[Protocol::Http1]);
+    let ranged =
+        |server: &Server| req("GET", &server.url("/pkg/a.bin")).header("range", "bytes=0-99");
+    {
+        let server = site.start(&config(&site, &[]));
+        let got = fetch(&server, tls.clone(), ranged(&server)).await;
+        assert_eq!(got.status, 206, "chunk 0 is intact: sent");
+        let got = fetch(
+            &server,
+            tls.clone(),
+            req("GET", &server.url("/pkg/a.bin")).header("range", "bytes=5000-5099"),
+        )
+        .await;
+        assert_eq!(got.status, 503);
+        assert_eq!(got.headers["distpoint-integrity"], "quarantined; chunk=1");
+        server.terminate();
+    }
+    // Make the record look like one written before the chunk index was kept.
+    let file = site.path("state/quarantine.json");
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    for r in saved.as_array_mut().unwrap() {
+        assert_eq!(r["chunk"], 1, "{r}");
+        r.as_object_mut().unwrap().remove("chunk");
+    }
+    std::fs::write(&file, serde_json::to_vec(&saved).unwrap()).unwrap();
+    // b.bin is cut short: a wrong size names no chunk.
+    std::fs::File::options()
+        .write(true)
+        .open(&short)
+        .unwrap()
+        .set_len(2 * CHUNK as u64)
+        .unwrap();
+    let server = site.start(&config(&site, &[]));
+    let got = fetch(&server, tls.clone(), ranged(&server)).await;
+    assert_eq!(got.status, 503, "the old record still quarantines");
+    assert_eq!(got.headers["distpoint-integrity"], "quarantined");
+    let got = fetch(&server, tls, req("GET", &server.url("/pkg/b.bin"))).await;
+    assert_eq!(got.status, 503);
+    assert_eq!(got.headers["distpoint-integrity"], "quarantined");
 }
 
 #[tokio::test]

@@ -186,7 +186,25 @@ async fn get_manifest(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let wait = retry_after(resp.headers());
+        let headers = resp.headers().clone();
         let body = super::bench::read_all(resp, MANIFEST_LIMIT).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let text = body.as_ref().map(|(_, _, b)| &b[..]).unwrap_or_default();
+            if let Some(notice) = segments::quarantine_notice(&headers, text) {
+                let which = match notice.chunk {
+                    Some(k) => format!("chunk {k} of the file"),
+                    None => "the file".to_string(),
+                };
+                return Err(FetchError::Integrity {
+                    message: format!(
+                        "{}: the server reports that {which} failed its integrity check (quarantined)",
+                        target.url
+                    ),
+                    chunk: notice.chunk,
+                    bytes_fetched: 0,
+                });
+            }
+        }
         match (status, body) {
             (StatusCode::OK, Ok((_, _, bytes))) => {
                 let text = String::from_utf8_lossy(&bytes);
@@ -196,18 +214,6 @@ async fn get_manifest(
                     bytes_fetched: 0,
                 })?;
                 return Ok((m, etag, conn));
-            }
-            (StatusCode::SERVICE_UNAVAILABLE, Ok((_, _, bytes)))
-                if segments::is_quarantine_notice(&bytes) =>
-            {
-                return Err(FetchError::Integrity {
-                    message: format!(
-                        "{}: the server reports that the file failed its integrity check (quarantined)",
-                        target.url
-                    ),
-                    chunk: None,
-                    bytes_fetched: 0,
-                })
             }
             (s, _) if transient_status(s) => {
                 last = format!("{}: HTTP {s}", mt.url);
@@ -351,6 +357,7 @@ async fn attempt(
         protocol: Mutex::new(conn0.as_ref().map(|c| c.protocol)),
         refused: Mutex::new(BTreeSet::new()),
         cut: Mutex::new(BTreeSet::new()),
+        named: Mutex::new(BTreeSet::new()),
     });
     shared.save_state();
 

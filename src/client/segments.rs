@@ -12,7 +12,7 @@ use super::progress::Progress;
 use super::resume::ResumeState;
 use super::verify::{ChunkStream, VerifyError};
 use super::{ClientError, Conn, Protocol};
-use crate::integrity::FileManifest;
+use crate::integrity::{quarantine, FileManifest};
 use http::StatusCode;
 use http_body_util::BodyExt as _;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -57,12 +57,35 @@ pub fn is_quarantine_notice(body: &[u8]) -> bool {
         .any(|w| w == QUARANTINE_NOTICE)
 }
 
+/// How a quarantine `503` identified itself: by the `Distpoint-Integrity`
+/// header, or (servers that predate it) only by its body text. `None` when
+/// the response is not a quarantine notice at all.
+pub fn quarantine_notice(headers: &http::HeaderMap, body: &[u8]) -> Option<quarantine::Notice> {
+    quarantine::parse_header(headers)
+        .or_else(|| is_quarantine_notice(body).then_some(quarantine::Notice { chunk: None }))
+}
+
 /// The integrity failure a server reported by quarantining the file. The
-/// chunk at fault is the lowest one whose transfer the server cut.
+/// chunk at fault is the one the server names in its `Distpoint-Integrity`
+/// header; without one, the lowest chunk whose transfer the server cut.
 pub fn quarantined(shared: &Shared) -> Option<FetchError> {
     let refused = shared.refused.lock().expect("refused lock");
     if refused.is_empty() {
         return None;
+    }
+    let n = shared.manifest.chunks.len();
+    // The server's own word is exact whatever was in flight; take the
+    // lowest in case concurrent transfers found different bad chunks.
+    if let Some(&k) = shared.named.lock().expect("named lock").iter().next() {
+        return Some(FetchError::Integrity {
+            message: format!(
+                "{}: chunk {k} of {n}: the server reports that this chunk failed its \
+                 integrity check (file quarantined)",
+                shared.target.url
+            ),
+            chunk: Some(k),
+            bytes_fetched: shared.bytes_fetched.load(Ordering::Relaxed),
+        });
     }
     let verified = &shared.state.lock().expect("state lock").1;
     // The server finds a bad chunk while sending it, after the `206` head,
@@ -79,10 +102,9 @@ pub fn quarantined(shared: &Shared) -> Option<FetchError> {
     let k = cut_min.or_else(|| refused.iter().next().copied())?;
     Some(FetchError::Integrity {
         message: format!(
-            "{}: chunk {k} of {}: the server refused it and reports that the file \
+            "{}: chunk {k} of {n}: the server refused it and reports that the file \
              failed its integrity check (quarantined)",
             shared.target.url,
-            shared.manifest.chunks.len()
         ),
         chunk: Some(k),
         bytes_fetched: shared.bytes_fetched.load(Ordering::Relaxed),
@@ -128,6 +150,8 @@ pub struct Shared {
     pub refused: Mutex<BTreeSet<u64>>,
     /// Chunks whose transfer was cut after a `206` head.
     pub cut: Mutex<BTreeSet<u64>>,
+    /// Chunks the server named as failed in a `Distpoint-Integrity` header.
+    pub named: Mutex<BTreeSet<u64>>,
 }
 
 /// Why a worker stopped early.
@@ -141,7 +165,8 @@ pub enum WorkerFail {
 
 enum ChunkFail {
     Transient(String, Duration),
-    Quarantined,
+    /// Refused as quarantined; the chunk the server named, if it did.
+    Quarantined(Option<u64>),
     Fatal(FetchError),
     Changed,
 }
@@ -246,9 +271,16 @@ async fn fetch_chunk(
         StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => return Err(ChunkFail::Changed),
         s if transient_status(s) => {
             let wait = retry_after(resp.headers());
-            let body = super::bench::read_all(resp, 4096).await.map(|r| r.2);
-            if body.as_deref().is_ok_and(is_quarantine_notice) {
-                return Err(ChunkFail::Quarantined);
+            let headers = resp.headers().clone();
+            let body = super::bench::read_all(resp, 4096)
+                .await
+                .map(|r| r.2)
+                .unwrap_or_default();
+            if let Some(notice) = quarantine_notice(&headers, &body) {
+                // A chunk index outside the manifest is not believed: the
+                // fetch then names a chunk the old way.
+                let named = notice.chunk.filter(|&k| k < m.chunks.len() as u64);
+                return Err(ChunkFail::Quarantined(named));
             }
             return Err(ChunkFail::Transient(
                 format!("{}: HTTP {s}", shared.target.url),
@@ -372,7 +404,10 @@ pub async fn worker(shared: Arc<Shared>, mut conn: Option<Conn>) -> Result<(), W
             Ok(()) => {}
             Err(ChunkFail::Fatal(e)) => return Err(WorkerFail::Fatal(e)),
             Err(ChunkFail::Changed) => return Err(WorkerFail::Changed),
-            Err(ChunkFail::Quarantined) => {
+            Err(ChunkFail::Quarantined(named)) => {
+                if let Some(k) = named {
+                    shared.named.lock().expect("named lock").insert(k);
+                }
                 shared.refused.lock().expect("refused lock").insert(index);
                 return Ok(());
             }

@@ -157,11 +157,16 @@ impl IntegrityState {
                     expected = m.size,
                     "integrity failure: size does not match the published manifest; file quarantined"
                 );
-                self.quarantine.add(path.to_path_buf(), identity, m.root);
-                return Err(RequestError::Quarantined);
+                // No chunk is named: a wrong size says nothing about which
+                // chunk differs, and hashing the file to find out is not
+                // worth it on a request path.
+                let chunk = self
+                    .quarantine
+                    .add(path.to_path_buf(), identity, m.root, None);
+                return Err(RequestError::Quarantined { chunk });
             }
             Some(r) if r.identity == identity && r.root == m.root => {
-                return Err(RequestError::Quarantined)
+                return Err(RequestError::Quarantined { chunk: r.chunk })
             }
             Some(_) => {}
         }
@@ -187,7 +192,12 @@ impl IntegrityState {
             path = %path.display(),
             "integrity failure: changed file still does not match the published manifest; stays quarantined"
         );
-        self.quarantine.add(path.to_path_buf(), after, m.root);
-        Err(RequestError::Quarantined)
+        // The whole file was just hashed, so the first bad chunk is known
+        // (none when the listed chunks all match and the file is only longer).
+        let bad = (0..m.chunks.len()).find(|&i| now.chunks.get(i) != Some(&m.chunks[i]));
+        let chunk = self
+            .quarantine
+            .add(path.to_path_buf(), after, m.root, bad.map(|i| i as u64));
+        Err(RequestError::Quarantined { chunk })
     }
 }

@@ -11,6 +11,11 @@
 //! Records are kept in `state_dir/quarantine.json` so that a restart does
 //! not serve the intact chunks of a known-bad file again. (Without the
 //! record, verification on send would still refuse the bad chunk itself.)
+//!
+//! Every quarantine `503` carries [`HEADER`] (`Distpoint-Integrity:
+//! quarantined; chunk=K`) naming the chunk that failed, so that a client
+//! with several requests in flight can name the bad chunk exactly instead of
+//! guessing from which of its requests were refused.
 
 use super::{hex, parse_digest, Digest};
 use crate::resolve::FileIdentity;
@@ -20,6 +25,45 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tracing::warn;
 
+/// The response header that marks a quarantine `503` (lower case, as the
+/// `http` crate wants header names).
+pub const HEADER: &str = "distpoint-integrity";
+
+/// The value of [`HEADER`]: `quarantined; chunk=K`, or just `quarantined`
+/// when no single chunk is known to be at fault (the file's size is wrong).
+pub fn header_value(chunk: Option<u64>) -> http::HeaderValue {
+    let text = match chunk {
+        Some(k) => format!("quarantined; chunk={k}"),
+        None => "quarantined".to_string(),
+    };
+    http::HeaderValue::try_from(text).expect("ASCII digits and letters")
+}
+
+/// What a [`HEADER`] says: the file is quarantined, and which chunk failed
+/// if the server knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    /// The chunk that failed the server's check, if one is known.
+    pub chunk: Option<u64>,
+}
+
+/// Parse [`HEADER`] from a response. `None` when it is absent or does not
+/// say `quarantined` (a server that predates the header, or something else
+/// entirely); parameters other than `chunk` are ignored, so that the
+/// format can grow.
+pub fn parse_header(headers: &http::HeaderMap) -> Option<Notice> {
+    let value = headers.get(HEADER)?.to_str().ok()?;
+    let mut parts = value.split(';').map(str::trim);
+    if !parts.next()?.eq_ignore_ascii_case("quarantined") {
+        return None;
+    }
+    let chunk = parts
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("chunk"))
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+    Some(Notice { chunk })
+}
+
 /// One quarantined file: what it looked like when it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record {
@@ -27,6 +71,10 @@ pub struct Record {
     pub identity: FileIdentity,
     /// Root of the manifest it failed against.
     pub root: Digest,
+    /// The lowest chunk found not to match, if one is known (`None` for a
+    /// file whose size alone is wrong, and for records written before the
+    /// index was kept).
+    pub chunk: Option<u64>,
 }
 
 /// The quarantine set, keyed by file path.
@@ -43,6 +91,9 @@ struct Saved {
     path: String,
     id: [i64; 7],
     root: String,
+    /// Absent in records written by older versions, hence the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chunk: Option<u64>,
 }
 
 impl Saved {
@@ -60,6 +111,7 @@ impl Saved {
                 i.ctime_nsec,
             ],
             root: hex(&r.root),
+            chunk: r.chunk,
         })
     }
 
@@ -75,7 +127,14 @@ impl Saved {
             ctime_nsec,
         };
         let root = parse_digest(&self.root)?;
-        Some((PathBuf::from(&self.path), Record { identity, root }))
+        Some((
+            PathBuf::from(&self.path),
+            Record {
+                identity,
+                root,
+                chunk: self.chunk,
+            },
+        ))
     }
 }
 
@@ -111,13 +170,38 @@ impl Quarantine {
         }
     }
 
-    /// Quarantine `path`, found as `identity`, failing `root`.
-    pub fn add(&self, path: PathBuf, identity: FileIdentity, root: Digest) {
+    /// Quarantine `path`, found as `identity`, failing `root` at `chunk`
+    /// (`None`: no particular chunk known). Returns the chunk now recorded.
+    ///
+    /// While the file stays as it was found, the lowest bad chunk seen is
+    /// kept: concurrent transfers may each find a different bad chunk, and
+    /// every `503` should name the same one, the first.
+    pub fn add(
+        &self,
+        path: PathBuf,
+        identity: FileIdentity,
+        root: Digest,
+        chunk: Option<u64>,
+    ) -> Option<u64> {
         let mut files = self.files.lock().expect("quarantine lock");
-        let record = Record { identity, root };
-        if files.insert(path, record) != Some(record) {
+        let old = files.get(&path).copied();
+        let chunk = match old {
+            Some(o) if o.identity == identity && o.root == root => match (o.chunk, chunk) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            _ => chunk,
+        };
+        let record = Record {
+            identity,
+            root,
+            chunk,
+        };
+        if old != Some(record) {
+            files.insert(path, record);
             self.save(&files);
         }
+        chunk
     }
 
     /// The record of `path`, if quarantined.
@@ -137,5 +221,66 @@ impl Quarantine {
             self.save(&files);
         }
         removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(size: u64) -> FileIdentity {
+        FileIdentity {
+            dev: 1,
+            ino: 2,
+            size,
+            mtime_sec: 3,
+            mtime_nsec: 4,
+            ctime_sec: 5,
+            ctime_nsec: 6,
+        }
+    }
+
+    #[test]
+    fn header_round_trips_and_tolerates_other_forms() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(parse_header(&h), None);
+        h.insert(HEADER, header_value(Some(17)));
+        assert_eq!(h[HEADER], "quarantined; chunk=17");
+        assert_eq!(parse_header(&h), Some(Notice { chunk: Some(17) }));
+        h.insert(HEADER, header_value(None));
+        assert_eq!(parse_header(&h), Some(Notice { chunk: None }));
+        h.insert(HEADER, "Quarantined ; x=1; CHUNK = 4".parse().unwrap());
+        assert_eq!(parse_header(&h), Some(Notice { chunk: Some(4) }));
+        h.insert(HEADER, "quarantined; chunk=-1".parse().unwrap());
+        assert_eq!(parse_header(&h), Some(Notice { chunk: None }));
+        h.insert(HEADER, "ok; chunk=4".parse().unwrap());
+        assert_eq!(parse_header(&h), None);
+    }
+
+    #[test]
+    fn the_lowest_chunk_is_kept_and_persisted_and_old_records_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Quarantine::load(dir.path());
+        let p = PathBuf::from("/c/a.bin");
+        let root = [7u8; 32];
+        assert_eq!(q.add(p.clone(), identity(10), root, Some(5)), Some(5));
+        assert_eq!(q.add(p.clone(), identity(10), root, Some(3)), Some(3));
+        assert_eq!(q.add(p.clone(), identity(10), root, Some(9)), Some(3));
+        assert_eq!(q.add(p.clone(), identity(10), root, None), Some(3));
+        let again = Quarantine::load(dir.path());
+        assert_eq!(again.get(&p).unwrap().chunk, Some(3), "persisted");
+        // A new identity is a new finding: its own chunk, even if higher.
+        assert_eq!(q.add(p.clone(), identity(11), root, Some(8)), Some(8));
+
+        // A record from before the index was kept still loads, without one.
+        let old = format!(
+            r#"[{{"path":"/c/b.bin","id":[1,2,10,3,4,5,6],"root":"{}"}}]"#,
+            hex(&root)
+        );
+        std::fs::write(dir.path().join("quarantine.json"), old).unwrap();
+        let r = Quarantine::load(dir.path())
+            .get(Path::new("/c/b.bin"))
+            .unwrap();
+        assert_eq!((r.identity, r.chunk), (identity(10), None));
     }
 }

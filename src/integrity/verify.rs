@@ -107,7 +107,7 @@ impl VerifiedFile {
                     "integrity failure: chunk does not match the published manifest; \
                      transfer cut, file quarantined"
                 );
-                quarantine.add(path.clone(), now, self.manifest.root);
+                quarantine.add(path.clone(), now, self.manifest.root, Some(chunk));
                 self.cache.forget(&now);
                 BodyError::Integrity { chunk }
             }

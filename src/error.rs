@@ -40,6 +40,11 @@ pub enum RequestError {
         /// `Distpoint-Integrity` header so that clients can name it exactly.
         chunk: Option<u64>,
     },
+    /// This client failed Basic authentication too often and is locked out.
+    TooManyAttempts {
+        /// Time left in the lock-out.
+        retry_after: std::time::Duration,
+    },
     /// Temporarily unable to serve (for example the credential check queue is full).
     Unavailable(String),
     /// A server-side failure.
@@ -62,6 +67,11 @@ impl fmt::Display for RequestError {
             RequestError::Quarantined { .. } => {
                 f.write_str("file quarantined after an integrity failure")
             }
+            RequestError::TooManyAttempts { retry_after } => write!(
+                f,
+                "too many failed authentications from this client: locked out for {}s more",
+                retry_secs(*retry_after)
+            ),
             RequestError::Unavailable(why) => write!(f, "unavailable: {why}"),
             RequestError::Internal(why) => write!(f, "internal error: {why}"),
         }
@@ -76,6 +86,7 @@ impl From<AuthError> for RequestError {
             AuthError::Busy => {
                 RequestError::Unavailable("too many credential checks waiting".into())
             }
+            AuthError::Throttled { retry_after } => RequestError::TooManyAttempts { retry_after },
             other => RequestError::BadCredentials(other),
         }
     }
@@ -96,6 +107,9 @@ impl RequestError {
             RequestError::NotAllowed => StatusCode::FORBIDDEN,
             RequestError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             RequestError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            // 429, not 401: the credentials were not checked and may well be right, and a
+            // 401 would make browsers re-prompt and clients conclude the password is wrong.
+            RequestError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             RequestError::Unavailable(_) | RequestError::Quarantined { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -139,6 +153,9 @@ impl RequestError {
                 // which chunk failed.
                 builder = builder.header(quarantine::HEADER, quarantine::header_value(*chunk))
             }
+            RequestError::TooManyAttempts { retry_after } => {
+                builder = builder.header(header::RETRY_AFTER, retry_secs(*retry_after))
+            }
             _ => {}
         }
         let body = if head_only {
@@ -147,5 +164,33 @@ impl RequestError {
             ResponseBody::full(text)
         };
         builder.body(body).expect("static headers are valid")
+    }
+}
+
+/// Whole seconds for `Retry-After`, rounded up: a client that waits exactly that long is
+/// no longer locked out (and a lock-out with 0.3 s left is never "0").
+fn retry_secs(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn lockout_is_429_with_retry_after_rounded_up() {
+        let e = RequestError::from(AuthError::Throttled {
+            retry_after: Duration::from_millis(1_300),
+        });
+        assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
+        let r = e.into_response(false);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+        assert_eq!(retry_secs(Duration::from_secs(300)), 300);
+        assert_eq!(retry_secs(Duration::from_nanos(1)), 1);
+        // Wrong credentials stay 401.
+        let e = RequestError::from(AuthError::WrongPassword);
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
     }
 }

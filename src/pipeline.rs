@@ -75,6 +75,7 @@ async fn serve<B>(
     let identity = state
         .auth
         .authenticate(
+            conn.peer.ip(),
             &config.directory,
             req.headers().get(header::AUTHORIZATION),
             conn.cert_cn.as_deref(),

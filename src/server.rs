@@ -106,7 +106,8 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let (listen, desired) = tokio::sync::watch::channel(config.server.listen.clone());
     let state = Arc::new(ServerState {
         config: ArcSwap::from_pointee(config),
-        auth: Authenticator::default(),
+        // Throttling settings are limits: read once, a change needs a restart.
+        auth: Authenticator::default().with_throttle(limits.auth_throttle()),
         integrity,
         transfers: live::TransferRegistry::default(),
         tls: tls_state,

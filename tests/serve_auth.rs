@@ -5,6 +5,7 @@ mod support;
 
 use distpoint::client::{client_config, Protocol};
 use distpoint::devcerts::DevCa;
+use std::time::Duration;
 use support::*;
 
 fn config(site: &Site) -> String {
@@ -178,4 +179,81 @@ async fn a_certificate_from_another_ca_is_refused() {
             assert!(r.is_err(), "a rogue certificate must not get a response");
         }
     }
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_client_out_for_a_while() {
+    let site = Site::new();
+    site.file("content/a/f.txt", b"for alice\n");
+    site.file("content/ops/f.txt", b"for ops\n");
+    site.file("content/pub/f.txt", b"for all\n");
+    let body = config(&site).replace(
+        "[tls]",
+        "auth_failures_per_minute = 3\nauth_lockout_max_secs = 2\n[tls]",
+    ) + "[[vpath]]\nurl = \"/pub\"\ndir = \"content/pub\"\nanonymous = true\n";
+    let server = site.start(&body);
+    let tls = site.tls(false, &[Protocol::Http1]);
+    let get = |path: &str, auth: Option<String>| {
+        let r = req("GET", &server.url(path));
+        match auth {
+            Some(a) => r.header("authorization", a),
+            None => r,
+        }
+    };
+    let alice = || Some(basic("alice", PASSWORD));
+    // A success first, so alice's password is in the verification cache.
+    let got = fetch(&server, tls.clone(), get("/a/f.txt", alice())).await;
+    assert_eq!(got.status, 200);
+    for wrong in ["guess1", "guess2", "guess3"] {
+        let got = fetch(
+            &server,
+            tls.clone(),
+            get("/a/f.txt", Some(basic("alice", wrong))),
+        )
+        .await;
+        assert_eq!(got.status, 401, "{wrong}");
+    }
+    // Locked: even the right (and cached) password is refused, with a hint when to retry.
+    let got = fetch(&server, tls.clone(), get("/a/f.txt", alice())).await;
+    assert_eq!(got.status, 429);
+    let retry: u64 = got.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert!(got.header("www-authenticate").is_none());
+    // The lock-out is per client, not per user: bob from the same address is refused too.
+    let got = fetch(
+        &server,
+        tls.clone(),
+        get("/ops/f.txt", Some(basic("bob", PASSWORD))),
+    )
+    .await;
+    assert_eq!(got.status, 429);
+    // Requests without Basic are not throttled: anonymous paths and client certificates.
+    let got = fetch(&server, tls.clone(), get("/pub/f.txt", None)).await;
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"for all\n"[..]));
+    let with_cert = site.tls(true, &[Protocol::Http2]);
+    let got = fetch(&server, with_cert, get("/ops/f.txt", None)).await;
+    assert_eq!(got.status, 200);
+    // One WARN per lock-out, naming the peer and never the credentials.
+    assert!(server.wait_log("locked out", Duration::from_secs(5)));
+    let log = server.log();
+    let warns: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("client locked out"))
+        .collect();
+    assert_eq!(warns.len(), 1, "{log}");
+    assert!(
+        warns[0].contains("WARN") && warns[0].contains("127.0.0.1"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(PASSWORD) && !log.contains("guess") && !log.contains("alice:"),
+        "{log}"
+    );
+    // After the lock-out the right password works again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let got = fetch(&server, tls.clone(), get("/a/f.txt", alice())).await;
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, &b"for alice\n"[..])
+    );
 }

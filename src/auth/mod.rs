@@ -7,8 +7,10 @@
 mod basic;
 mod cache;
 mod principal;
+mod throttle;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,8 +25,13 @@ pub use principal::{
     PrincipalRef,
 };
 
+pub use throttle::{
+    ThrottleSettings, DEFAULT_FAILURES_PER_MINUTE, DEFAULT_LOCKOUT_MAX, DEFAULT_MAX_CLIENTS,
+};
+
 use basic::Verdict;
 use cache::{cache_key, VerifyCache};
+use throttle::{ClientKey, FailureTable};
 
 /// How many requests may wait for a verification slot, per slot, before `Busy`.
 ///
@@ -50,6 +57,12 @@ pub enum AuthError {
     WrongPassword,
     /// Too many verifications are waiting: answer `503` with `Retry-After`.
     Busy,
+    /// This client failed too often and is locked out for `retry_after` more: answer `429`
+    /// with `Retry-After`. The credentials were not checked.
+    Throttled {
+        /// Time left in the lock-out.
+        retry_after: Duration,
+    },
 }
 
 impl fmt::Display for AuthError {
@@ -59,6 +72,7 @@ impl fmt::Display for AuthError {
             AuthError::UnknownUser => "unknown user",
             AuthError::WrongPassword => "wrong password",
             AuthError::Busy => "too many password verifications waiting",
+            AuthError::Throttled { .. } => "too many failed attempts from this client: locked out",
         })
     }
 }
@@ -76,6 +90,12 @@ pub struct AuthStats {
     pub busy: u64,
     /// Entries currently in the cache (expired ones included until evicted).
     pub cached: usize,
+    /// Requests refused with [`AuthError::Throttled`] (argon2 not run).
+    pub throttled: u64,
+    /// Lock-outs started.
+    pub lockouts: u64,
+    /// Clients with recent failures being tracked (bounded).
+    pub failing_clients: usize,
 }
 
 /// Verifies Basic credentials with argon2id, caching successful verifications briefly.
@@ -90,10 +110,15 @@ pub struct Authenticator {
     verifications: AtomicU64,
     cache_hits: AtomicU64,
     busy: AtomicU64,
+    /// Clients that failed recently, and who is locked out.
+    failures: FailureTable,
+    throttled: AtomicU64,
+    lockouts: AtomicU64,
 }
 
 impl Default for Authenticator {
-    /// TTL 60 s, 10 000 cache entries, one verification per available core.
+    /// TTL 60 s, 10 000 cache entries, one verification per available core, default
+    /// [`ThrottleSettings`].
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Authenticator::new(Duration::from_secs(60), 10_000, cores)
@@ -103,7 +128,8 @@ impl Default for Authenticator {
 impl Authenticator {
     /// Caches successes for `ttl` (at most `max_entries`; 0 disables the cache) and runs at
     /// most `max_concurrent` verifications at once (at least 1), with up to 32 requests per
-    /// slot waiting before [`AuthError::Busy`].
+    /// slot waiting before [`AuthError::Busy`]. Failures are throttled with the default
+    /// [`ThrottleSettings`]; see [`Authenticator::with_throttle`].
     pub fn new(ttl: Duration, max_entries: usize, max_concurrent: usize) -> Self {
         let slots = max_concurrent.max(1);
         Authenticator {
@@ -114,7 +140,16 @@ impl Authenticator {
             verifications: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             busy: AtomicU64::new(0),
+            failures: FailureTable::new(ThrottleSettings::default()),
+            throttled: AtomicU64::new(0),
+            lockouts: AtomicU64::new(0),
         }
+    }
+
+    /// The same authenticator with other failure-throttling settings.
+    pub fn with_throttle(mut self, settings: ThrottleSettings) -> Self {
+        self.failures = FailureTable::new(settings);
+        self
     }
 
     /// A snapshot of the counters.
@@ -124,18 +159,27 @@ impl Authenticator {
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             busy: self.busy.load(Ordering::Relaxed),
             cached: self.cache.len(),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            lockouts: self.lockouts.load(Ordering::Relaxed),
+            failing_clients: self.failures.len(),
         }
     }
 
-    /// Verify the request's credentials. `authorization` = the raw Authorization header if
-    /// any; `cert_cn` = CN of a client certificate that TLS already verified.
+    /// Verify the request's credentials. `peer` = the client's address; `authorization` =
+    /// the raw Authorization header if any; `cert_cn` = CN of a client certificate that TLS
+    /// already verified.
     ///
     /// No Authorization header → `Identity { user: None, cert: cert_cn }`. A header that is
     /// not Basic or is malformed → `Err(Malformed)`. Basic with bad credentials → `Err` even
     /// if a certificate is present: a request that claims to be a user and fails is refused
     /// rather than silently downgraded to its certificate.
+    ///
+    /// Wrong passwords and unknown users count against `peer` (its /64 for IPv6); a client
+    /// over the limit gets `Err(Throttled)` for every Basic attempt, cached successes
+    /// included, until its lock-out ends. Requests without Basic are never throttled.
     pub async fn authenticate(
         &self,
+        peer: IpAddr,
         dir: &Directory,
         authorization: Option<&::http::HeaderValue>,
         cert_cn: Option<&str>,
@@ -145,6 +189,10 @@ impl Authenticator {
             return Ok(Identity { user: None, cert });
         };
         let creds = parse_basic(value)?;
+        let client = ClientKey::of(peer);
+        // Before the cache too: if cached successes bypassed a lock-out, a locked-out
+        // guesser would learn at network speed whether a guess is a recently used password.
+        self.check_lockout(client)?;
         let phc = dir.password_hash(creds.user()).map(str::to_owned);
         let key = phc
             .as_deref()
@@ -159,6 +207,8 @@ impl Authenticator {
         }
 
         let permit = self.acquire_slot().await?;
+        // Again after the wait: a burst queued before the lock-out must not all run argon2.
+        self.check_lockout(client)?;
         self.verifications.fetch_add(1, Ordering::Relaxed);
         // The permit moves into the blocking task, so the concurrency bound holds even if
         // this request is cancelled while argon2 runs.
@@ -180,9 +230,38 @@ impl Authenticator {
                     cert,
                 })
             }
-            Verdict::Mismatch => Err(AuthError::WrongPassword),
-            Verdict::UnknownUser => Err(AuthError::UnknownUser),
+            Verdict::Mismatch => Err(self.failed(peer, client, AuthError::WrongPassword)),
+            Verdict::UnknownUser => Err(self.failed(peer, client, AuthError::UnknownUser)),
         }
+    }
+
+    /// `Err(Throttled)` if `client` is locked out now.
+    fn check_lockout(&self, client: ClientKey) -> Result<(), AuthError> {
+        match self.failures.locked(client, Instant::now()) {
+            None => Ok(()),
+            Some(retry_after) => {
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+                Err(AuthError::Throttled { retry_after })
+            }
+        }
+    }
+
+    /// Counts a failed verification; logs once when it starts a lock-out. The request
+    /// itself still gets `error` (its credentials were checked and are wrong).
+    fn failed(&self, peer: IpAddr, client: ClientKey, error: AuthError) -> AuthError {
+        if let Some(l) = self.failures.record_failure(client, Instant::now()) {
+            self.lockouts.fetch_add(1, Ordering::Relaxed);
+            // Never the user name, password or header: only who, how often, how long.
+            tracing::warn!(
+                %peer,
+                %client,
+                failures = l.failures,
+                lockout_secs = l.duration.as_secs(),
+                strike = l.strike,
+                "too many failed Basic authentications: client locked out"
+            );
+        }
+        error
     }
 
     /// Waits for a verification slot, or refuses at once if too many are waiting already.
@@ -236,6 +315,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     const PW: &str = "pa:ss word";
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
 
     fn basic(user: &str, password: &str) -> HeaderValue {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
@@ -258,9 +338,12 @@ mod tests {
     async fn no_header_gives_the_certificate_or_anonymous() {
         let a = auth();
         let d = dir_with(&[]);
-        let id = a.authenticate(&d, None, None).await.unwrap();
+        let id = a.authenticate(PEER, &d, None, None).await.unwrap();
         assert!(id.is_anonymous());
-        let id = a.authenticate(&d, None, Some("client01")).await.unwrap();
+        let id = a
+            .authenticate(PEER, &d, None, Some("client01"))
+            .await
+            .unwrap();
         assert_eq!(
             id,
             Identity {
@@ -277,7 +360,7 @@ mod tests {
         let d = dir_with(&[("alice", &cheap_hash(PW))]);
         for raw in ["Bearer x", "YWxpY2U6cHc=", "Basic !!", "Basic YWxpY2U="] {
             let v = HeaderValue::from_str(raw).unwrap();
-            let got = a.authenticate(&d, Some(&v), Some("client01")).await;
+            let got = a.authenticate(PEER, &d, Some(&v), Some("client01")).await;
             assert_eq!(got, Err(AuthError::Malformed), "{raw}");
         }
         // Parsing failures never reach argon2.
@@ -288,11 +371,15 @@ mod tests {
     async fn unknown_user_still_spends_a_verification() {
         let a = auth();
         let d = dir_with(&[("alice", &cheap_hash(PW))]);
-        let got = a.authenticate(&d, Some(&basic("mallory", PW)), None).await;
+        let got = a
+            .authenticate(PEER, &d, Some(&basic("mallory", PW)), None)
+            .await;
         assert_eq!(got, Err(AuthError::UnknownUser));
         assert_eq!(a.stats().verifications, 1);
         // Case matters: "Alice" is someone else.
-        let got = a.authenticate(&d, Some(&basic("Alice", PW)), None).await;
+        let got = a
+            .authenticate(PEER, &d, Some(&basic("Alice", PW)), None)
+            .await;
         assert_eq!(got, Err(AuthError::UnknownUser));
     }
 
@@ -302,7 +389,7 @@ mod tests {
         let d = dir_with(&[("alice", &cheap_hash(PW))]);
         for wrong in ["pa", "pa:ss", "pa:ss word ", ""] {
             let got = a
-                .authenticate(&d, Some(&basic("alice", wrong)), Some("client01"))
+                .authenticate(PEER, &d, Some(&basic("alice", wrong)), Some("client01"))
                 .await;
             assert_eq!(got, Err(AuthError::WrongPassword), "{wrong:?}");
         }
@@ -315,7 +402,7 @@ mod tests {
         let a = auth();
         let d = dir_with(&[("alice", &cheap_hash(PW))]);
         let id = a
-            .authenticate(&d, Some(&basic("alice", PW)), None)
+            .authenticate(PEER, &d, Some(&basic("alice", PW)), None)
             .await
             .unwrap();
         assert_eq!(
@@ -326,7 +413,7 @@ mod tests {
             }
         );
         let id = a
-            .authenticate(&d, Some(&basic("alice", PW)), Some("c1"))
+            .authenticate(PEER, &d, Some(&basic("alice", PW)), Some("c1"))
             .await
             .unwrap();
         assert_eq!(id.to_string(), "user:alice+cert:c1");
@@ -339,7 +426,9 @@ mod tests {
             "alice",
             "$argon2i$v=19$m=256,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
         )]);
-        let got = a.authenticate(&d, Some(&basic("alice", PW)), None).await;
+        let got = a
+            .authenticate(PEER, &d, Some(&basic("alice", PW)), None)
+            .await;
         assert_eq!(got, Err(AuthError::WrongPassword));
     }
 
@@ -348,7 +437,7 @@ mod tests {
         let a = auth();
         let d = dir_with(&[("alice", &cheap_hash(PW))]);
         for _ in 0..3 {
-            a.authenticate(&d, Some(&basic("alice", PW)), None)
+            a.authenticate(PEER, &d, Some(&basic("alice", PW)), None)
                 .await
                 .unwrap();
         }
@@ -356,7 +445,7 @@ mod tests {
         assert_eq!((s.verifications, s.cache_hits, s.cached), (1, 2, 1));
         // A wrong password is not answered from the cache.
         let got = a
-            .authenticate(&d, Some(&basic("alice", "nope")), None)
+            .authenticate(PEER, &d, Some(&basic("alice", "nope")), None)
             .await;
         assert_eq!(got, Err(AuthError::WrongPassword));
         assert_eq!(a.stats().verifications, 2);
@@ -366,26 +455,28 @@ mod tests {
     async fn changed_hash_invalidates_and_removed_user_is_refused() {
         let a = auth();
         let old = dir_with(&[("alice", &cheap_hash(PW))]);
-        a.authenticate(&old, Some(&basic("alice", PW)), None)
+        a.authenticate(PEER, &old, Some(&basic("alice", PW)), None)
             .await
             .unwrap();
         // Password changed in the config: the old password no longer works.
         let new = dir_with(&[("alice", &cheap_hash("new password"))]);
-        let got = a.authenticate(&new, Some(&basic("alice", PW)), None).await;
+        let got = a
+            .authenticate(PEER, &new, Some(&basic("alice", PW)), None)
+            .await;
         assert_eq!(got, Err(AuthError::WrongPassword));
-        a.authenticate(&new, Some(&basic("alice", "new password")), None)
+        a.authenticate(PEER, &new, Some(&basic("alice", "new password")), None)
             .await
             .unwrap();
         // Same password re-hashed (new salt): verified afresh, not served from the cache.
         let rehashed = dir_with(&[("alice", &cheap_hash(PW))]);
-        a.authenticate(&rehashed, Some(&basic("alice", PW)), None)
+        a.authenticate(PEER, &rehashed, Some(&basic("alice", PW)), None)
             .await
             .unwrap();
         assert_eq!(a.stats().verifications, 4);
         assert_eq!(a.stats().cache_hits, 0);
         // User removed: refused although a success is still cached for the old snapshot.
         let got = a
-            .authenticate(&dir_with(&[]), Some(&basic("alice", PW)), None)
+            .authenticate(PEER, &dir_with(&[]), Some(&basic("alice", PW)), None)
             .await;
         assert_eq!(got, Err(AuthError::UnknownUser));
         assert_eq!(a.stats().cache_hits, 0);
@@ -395,15 +486,15 @@ mod tests {
     async fn cached_success_expires_after_the_ttl() {
         let a = Authenticator::new(Duration::from_millis(100), 100, 1);
         let d = dir_with(&[("alice", &cheap_hash(PW))]);
-        a.authenticate(&d, Some(&basic("alice", PW)), None)
+        a.authenticate(PEER, &d, Some(&basic("alice", PW)), None)
             .await
             .unwrap();
-        a.authenticate(&d, Some(&basic("alice", PW)), None)
+        a.authenticate(PEER, &d, Some(&basic("alice", PW)), None)
             .await
             .unwrap();
         assert_eq!((a.stats().verifications, a.stats().cache_hits), (1, 1));
         tokio::time::sleep(Duration::from_millis(150)).await;
-        a.authenticate(&d, Some(&basic("alice", PW)), None)
+        a.authenticate(PEER, &d, Some(&basic("alice", PW)), None)
             .await
             .unwrap();
         assert_eq!((a.stats().verifications, a.stats().cache_hits), (2, 1));
@@ -427,7 +518,7 @@ mod tests {
         let a = Arc::new(Authenticator::new(Duration::from_secs(60), 100, 1));
         let d = Arc::new(dir_with(&[("alice", &cheap_hash(PW))]));
         // Warm the cache, then occupy the only slot so every verification has to queue.
-        a.authenticate(&d, Some(&basic("alice", PW)), None)
+        a.authenticate(PEER, &d, Some(&basic("alice", PW)), None)
             .await
             .unwrap();
         let held = a.slots.clone().acquire_owned().await.unwrap();
@@ -436,19 +527,25 @@ mod tests {
                 let (a, d) = (a.clone(), d.clone());
                 tokio::spawn(async move {
                     let wrong = format!("wrong{i}");
-                    a.authenticate(&d, Some(&basic("alice", &wrong)), None)
+                    // One client each, so the failure throttle stays out of this test.
+                    let peer = IpAddr::from([198, 51, 100, i as u8]);
+                    a.authenticate(peer, &d, Some(&basic("alice", &wrong)), None)
                         .await
                 })
             })
             .collect();
         wait_for_waiting(&a, MAX_WAITING_PER_SLOT).await;
-        let got = a.authenticate(&d, Some(&basic("alice", "x")), None).await;
+        let got = a
+            .authenticate(PEER, &d, Some(&basic("alice", "x")), None)
+            .await;
         assert_eq!(got, Err(AuthError::Busy));
-        let got = a.authenticate(&d, Some(&basic("bob", "x")), None).await;
+        let got = a
+            .authenticate(PEER, &d, Some(&basic("bob", "x")), None)
+            .await;
         assert_eq!(got, Err(AuthError::Busy));
         assert_eq!(a.stats().busy, 2);
         // A cached success needs no slot, so it still gets through.
-        a.authenticate(&d, Some(&basic("alice", PW)), None)
+        a.authenticate(PEER, &d, Some(&basic("alice", PW)), None)
             .await
             .unwrap();
         // Releasing the slot lets every queued request finish normally.
@@ -467,13 +564,13 @@ mod tests {
         let held = a.slots.clone().acquire_owned().await.unwrap();
         let waited = tokio::time::timeout(
             Duration::from_millis(50),
-            a.authenticate(&d, Some(&basic("alice", PW)), None),
+            a.authenticate(PEER, &d, Some(&basic("alice", PW)), None),
         )
         .await;
         assert!(waited.is_err(), "should still be queued");
         assert_eq!(a.waiting.load(Ordering::Acquire), 0);
         drop(held);
-        a.authenticate(&d, Some(&basic("alice", PW)), None)
+        a.authenticate(PEER, &d, Some(&basic("alice", PW)), None)
             .await
             .unwrap();
     }
@@ -486,9 +583,13 @@ mod tests {
         let header = basic("alice", secret);
         let token = header.to_str().unwrap()["Basic ".len()..].to_owned();
         let mut errors = vec![AuthError::Malformed, AuthError::Busy];
-        errors.push(a.authenticate(&d, Some(&header), None).await.unwrap_err());
         errors.push(
-            a.authenticate(&d, Some(&basic("bob", secret)), None)
+            a.authenticate(PEER, &d, Some(&header), None)
+                .await
+                .unwrap_err(),
+        );
+        errors.push(
+            a.authenticate(PEER, &d, Some(&basic("bob", secret)), None)
                 .await
                 .unwrap_err(),
         );
@@ -504,6 +605,45 @@ mod tests {
             assert!(!e.to_string().is_empty());
         }
         assert_eq!(AuthError::UnknownUser.to_string(), "unknown user");
+    }
+
+    #[tokio::test]
+    async fn repeated_failures_lock_the_client_out_without_argon2() {
+        let a = auth().with_throttle(ThrottleSettings {
+            failures_per_minute: 3,
+            lockout_max: Duration::from_secs(1),
+            max_clients: 10,
+        });
+        let d = dir_with(&[("alice", &cheap_hash(PW))]);
+        let right = basic("alice", PW);
+        a.authenticate(PEER, &d, Some(&right), None).await.unwrap();
+        for (user, pw) in [("alice", "x"), ("mallory", PW), ("alice", "y")] {
+            let got = a.authenticate(PEER, &d, Some(&basic(user, pw)), None).await;
+            assert!(got.is_err_and(|e| !matches!(e, AuthError::Throttled { .. })));
+        }
+        let before = a.stats();
+        assert_eq!((before.lockouts, before.failing_clients), (1, 1));
+        // Locked: the right password is refused too, even though it is cached.
+        let got = a.authenticate(PEER, &d, Some(&right), None).await;
+        assert!(
+            matches!(got, Err(AuthError::Throttled { retry_after }) if retry_after <= Duration::from_secs(1))
+        );
+        let after = a.stats();
+        assert_eq!(after.verifications, before.verifications, "no argon2");
+        assert_eq!((after.cache_hits, after.throttled), (0, 1));
+        // Malformed headers and requests without Basic are not throttled.
+        let bad = HeaderValue::from_static("Basic !!");
+        assert_eq!(
+            a.authenticate(PEER, &d, Some(&bad), None).await,
+            Err(AuthError::Malformed)
+        );
+        assert!(a.authenticate(PEER, &d, None, Some("c1")).await.is_ok());
+        // Another client is not affected.
+        let other = IpAddr::from([192, 0, 2, 8]);
+        a.authenticate(other, &d, Some(&right), None).await.unwrap();
+        // The lock-out ends by itself.
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        a.authenticate(PEER, &d, Some(&right), None).await.unwrap();
     }
 
     #[test]

@@ -69,6 +69,22 @@ pub struct Limits {
     pub h2_max_concurrent_streams: u32,
     /// How long running transfers may go on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Failed Basic authentications per minute from one client (IPv6: one /64) before
+    /// its Basic attempts are refused with `429` for a while.
+    pub auth_failures_per_minute: u32,
+    /// The longest such lock-out; repeated lock-outs double up to this.
+    pub auth_lockout_max: Duration,
+}
+
+impl Limits {
+    /// The authenticator's failure-throttling settings.
+    pub fn auth_throttle(&self) -> auth::ThrottleSettings {
+        auth::ThrottleSettings {
+            failures_per_minute: self.auth_failures_per_minute,
+            lockout_max: self.auth_lockout_max,
+            ..auth::ThrottleSettings::default()
+        }
+    }
 }
 
 impl Default for Limits {
@@ -81,6 +97,8 @@ impl Default for Limits {
             max_connections: 10_000,
             h2_max_concurrent_streams: 128,
             shutdown_grace: Duration::from_secs(30),
+            auth_failures_per_minute: auth::DEFAULT_FAILURES_PER_MINUTE,
+            auth_lockout_max: auth::DEFAULT_LOCKOUT_MAX,
         }
     }
 }
@@ -300,6 +318,13 @@ impl Validator<'_> {
                 10_000,
             )? as u32,
             shutdown_grace: secs(&raw.shutdown_grace_secs, d.shutdown_grace, 3600)?,
+            auth_failures_per_minute: num(
+                &raw.auth_failures_per_minute,
+                d.auth_failures_per_minute.into(),
+                1,
+                10_000,
+            )? as u32,
+            auth_lockout_max: secs(&raw.auth_lockout_max_secs, d.auth_lockout_max, 86_400)?,
         };
         Ok(ServerSettings {
             listen,

@@ -56,6 +56,12 @@ pub struct RawServer {
     /// Seconds running transfers may go on after SIGTERM/SIGINT.
     #[serde(default)]
     pub shutdown_grace_secs: Option<Spanned<u64>>,
+    /// Failed Basic authentications per minute from one client before it is locked out.
+    #[serde(default)]
+    pub auth_failures_per_minute: Option<Spanned<u64>>,
+    /// Longest lock-out, in seconds, of a client over `auth_failures_per_minute`.
+    #[serde(default)]
+    pub auth_lockout_max_secs: Option<Spanned<u64>>,
 }
 
 /// `[tls]`

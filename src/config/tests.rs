@@ -155,3 +155,35 @@ fn valid_config_resolves_relative_paths_and_groups() {
     );
     assert_eq!(c.tls.cert, f.dir.path().join("certs/server.crt"));
 }
+
+#[test]
+fn auth_throttle_keys_have_defaults_and_are_validated() {
+    let f = Fixture::new();
+    let c = f.parse(HEAD).unwrap();
+    assert_eq!(c.server.limits.auth_failures_per_minute, 10);
+    assert_eq!(c.server.limits.auth_lockout_max, Duration::from_secs(300));
+    let body = HEAD.replace(
+        "[tls]",
+        "auth_failures_per_minute = 3\nauth_lockout_max_secs = 2\n[tls]",
+    );
+    let limits = f.parse(&body).unwrap().server.limits;
+    assert_eq!(limits.auth_failures_per_minute, 3);
+    assert_eq!(limits.auth_lockout_max, Duration::from_secs(2));
+    let throttle = limits.auth_throttle();
+    assert_eq!(
+        (throttle.failures_per_minute, throttle.lockout_max),
+        (3, Duration::from_secs(2))
+    );
+    // Zero would lock out on no failure at all, or never lift: both are refused with a position.
+    for (line, needle) in [
+        ("auth_failures_per_minute = 0", "between 1 and 10000"),
+        ("auth_lockout_max_secs = 0", "between 1 and 86400 seconds"),
+        (
+            "auth_lockout_max_secs = 86401",
+            "between 1 and 86400 seconds",
+        ),
+    ] {
+        let e = err(&f, &HEAD.replace("[tls]", &format!("{line}\n[tls]")));
+        assert!(e.contains("distpoint.toml:3:") && e.contains(needle), "{e}");
+    }
+}

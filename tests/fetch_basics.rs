@@ -10,12 +10,6 @@ use support::*;
 
 const CHUNK: usize = 16 * 1024;
 
-fn data(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8)
-        .collect()
-}
-
 fn root_of(bytes: &[u8]) -> String {
     let m = distpoint::integrity::FileManifest::compute(bytes, CHUNK as u64).unwrap();
     distpoint::integrity::hex(&m.root)

@@ -11,12 +11,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn data(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 5) as u8)
-        .collect()
-}
-
 fn distpoint(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_distpoint"))
         .args(args)

@@ -12,12 +12,6 @@ use support::*;
 const CHUNK: usize = 16 * 1024;
 const CHUNKS: usize = 64;
 
-fn data(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 11) as u8)
-        .collect()
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }

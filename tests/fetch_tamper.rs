@@ -12,24 +12,8 @@ use support::*;
 const CHUNK: usize = 4096;
 const CHUNKS: usize = 48;
 
-fn data(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 9) as u8)
-        .collect()
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Overwrite bytes in place, keeping size and mtime (the hardest case for
-/// a server that caches verified chunks).
-fn tamper(path: &Path, at: usize, bytes: &[u8]) {
-    use std::os::unix::fs::FileExt;
-    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
-    let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.write_all_at(bytes, at as u64).unwrap();
-    f.set_modified(mtime).unwrap();
 }
 
 #[test]

@@ -85,15 +85,6 @@ async fn fetch_cut(
     Some(read(resp).await)
 }
 
-/// Overwrite `len` bytes at `at` in place, keeping size and mtime.
-fn tamper(path: &Path, at: usize, bytes: &[u8]) {
-    use std::os::unix::fs::FileExt;
-    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
-    let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.write_all_at(bytes, at as u64).unwrap();
-    f.set_modified(mtime).unwrap();
-}
-
 #[test]
 fn publish_writes_the_spec_manifest_and_an_openssl_compatible_signature() {
     let site = Site::new();

@@ -307,3 +307,20 @@ pub fn curl(args: &[&str]) -> (i32, Vec<u8>, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Deterministic, non-repeating test content: `len` bytes from `seed`.
+pub fn data(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 9) as u8)
+        .collect()
+}
+
+/// Overwrite bytes of a file in place, keeping its size and mtime: the
+/// hardest case for a server that caches verified chunks (only ctime moves).
+pub fn tamper(path: &Path, at: usize, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.write_all_at(bytes, at as u64).unwrap();
+    f.set_modified(mtime).unwrap();
+}

@@ -63,12 +63,6 @@ enum Command {
         /// Limit the download rate, bytes per second.
         #[arg(long)]
         limit_rate: Option<u64>,
-        /// Offer HTTP/1.1 only.
-        #[arg(long, conflicts_with = "http2")]
-        http1: bool,
-        /// Offer HTTP/2 only.
-        #[arg(long)]
-        http2: bool,
         /// Print a JSON summary instead of the result line.
         #[arg(long)]
         json: bool,
@@ -95,12 +89,6 @@ enum Command {
         /// Verify every chunk against the file's manifest, as fetch does.
         #[arg(long)]
         verify: bool,
-        /// Offer HTTP/1.1 only.
-        #[arg(long, conflicts_with = "http2")]
-        http1: bool,
-        /// Offer HTTP/2 only.
-        #[arg(long)]
-        http2: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -130,9 +118,15 @@ enum Command {
     },
 }
 
-/// Trust and identity options shared by `fetch` and `bench`.
+/// Connection options shared by `fetch` and `bench`: trust, identity, protocol.
 #[derive(clap::Args)]
 struct TlsArgs {
+    /// Offer HTTP/1.1 only.
+    #[arg(long, conflicts_with = "http2")]
+    http1: bool,
+    /// Offer HTTP/2 only.
+    #[arg(long)]
+    http2: bool,
     /// CA certificate(s) to trust, PEM (default: the system bundle).
     #[arg(long)]
     cacert: Option<PathBuf>,
@@ -148,7 +142,12 @@ struct TlsArgs {
 }
 
 impl TlsArgs {
-    fn options(self, protocols: Vec<Protocol>) -> ClientOptions {
+    fn options(self) -> ClientOptions {
+        let protocols = match (self.http1, self.http2) {
+            (true, _) => vec![Protocol::Http1],
+            (_, true) => vec![Protocol::Http2],
+            _ => vec![Protocol::Http2, Protocol::Http1],
+        };
         ClientOptions {
             cacert: self.cacert,
             cert: self.cert,
@@ -160,14 +159,6 @@ impl TlsArgs {
             user: self.user,
             protocols,
         }
-    }
-}
-
-fn protocols(http1: bool, http2: bool) -> Vec<Protocol> {
-    match (http1, http2) {
-        (true, _) => vec![Protocol::Http1],
-        (_, true) => vec![Protocol::Http2],
-        _ => vec![Protocol::Http2, Protocol::Http1],
     }
 }
 
@@ -243,12 +234,10 @@ fn main() -> ExitCode {
             publisher_key,
             connections,
             limit_rate,
-            http1,
-            http2,
             json,
             tls,
         } => {
-            let client = tls.options(protocols(http1, http2));
+            let client = tls.options();
             let rt = match runtime() {
                 Ok(rt) => rt,
                 Err(code) => return code,
@@ -309,8 +298,6 @@ fn main() -> ExitCode {
             requests,
             range_size,
             verify,
-            http1,
-            http2,
             json,
             tls,
         } => {
@@ -324,7 +311,7 @@ fn main() -> ExitCode {
                 requests,
                 range_size,
                 verify,
-                client: tls.options(protocols(http1, http2)),
+                client: tls.options(),
             };
             let rt = match runtime() {
                 Ok(rt) => rt,

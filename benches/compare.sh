@@ -14,50 +14,30 @@ set -euo pipefail
 size_mib=${1:-1024}
 conns=${2:-16}
 rounds=${3:-3}
-repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/common.sh"
 nginx_script="$repo/../shared/bench/nginx-baseline.sh"
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
-
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-bin="$repo/target/release/distpoint"
-
-work=$(mktemp -d /tmp/distpoint-bench.XXXXXX)
-chmod 755 "$work"
-trap 'kill $dp_pid 2>/dev/null || true; [ -n "${ng_pid:-}" ] && "$nginx_script" stop "$ng_pid"; rm -rf "$work"' EXIT
-mkdir -p "$work/content"
-chmod 755 "$work/content"
-head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/content/big.bin"
-chmod 644 "$work/content/big.bin"
-"$bin" certs dev --out "$work/certs" >/dev/null
-chmod 644 "$work/certs/server.key"   # nginx's workers read it as an unprivileged user (temp files, deleted after)
-cat > "$work/distpoint.toml" <<CONF
-[server]
-listen = ["127.0.0.1:9444"]
-state_dir = "state"
-[tls]
-cert = "certs/server.crt"
-key = "certs/server.key"
-[[vpath]]
-url = "/"
-dir = "content"
-anonymous = true
-CONF
-RUST_LOG=warn "$bin" serve --config "$work/distpoint.toml" >/dev/null 2>"$work/distpoint.log" &
-dp_pid=$!
+setup bench "$size_mib"
+# nginx's workers run as an unprivileged user: the files must be readable by it
+# (temporary files, deleted on exit).
+chmod 755 "$work" "$work/content"
+chmod 644 "$work/content/big.bin" "$work/certs/server.key"
+anonymous_config 9444
+start_server "$bin" 9444
 ng_pid=$("$nginx_script" start "$work/content" "$work/certs/server.crt" "$work/certs/server.key" 9443)
-for _ in $(seq 50); do curl -s --cacert "$work/certs/ca.crt" -o /dev/null https://127.0.0.1:9444/ && break || sleep 0.1; done
+on_exit='"$nginx_script" stop "$ng_pid"'
 cat "$work/content/big.bin" > /dev/null   # page cache warm for both
 # One full download each first: distpoint hashes a file on its first request
 # (integrity = "auto") and then serves it from its verified-chunk cache.
-for port in 9444 9443; do curl -s --cacert "$work/certs/ca.crt" -o /dev/null "https://127.0.0.1:$port/big.bin"; done
+for port in 9444 9443; do curl -s --cacert "$ca" -o /dev/null "https://127.0.0.1:$port/big.bin"; done
 
 single() { # URL HTTPFLAG -> MB/s
-  curl -s "$2" --cacert "$work/certs/ca.crt" -o /dev/null -w '%{speed_download}' "$1" | awk '{printf "%.0f", $1/1e6}'
+  curl -s "$2" --cacert "$ca" -o /dev/null -w '%{speed_download}' "$1" | awk '{printf "%.0f", $1/1e6}'
 }
 parallel() { # URL -> aggregate MB/s over $conns concurrent downloads
   local start end
   start=$(date +%s.%N)
-  for _ in $(seq "$conns"); do curl -s --http1.1 --cacert "$work/certs/ca.crt" -o /dev/null "$1" & done
+  for _ in $(seq "$conns"); do curl -s --http1.1 --cacert "$ca" -o /dev/null "$1" & done
   wait
   end=$(date +%s.%N)
   awk -v s="$start" -v e="$end" -v n="$conns" -v b="$((size_mib * 1024 * 1024))" 'BEGIN{printf "%.0f", n*b/(e-s)/1e6}'

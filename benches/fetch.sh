@@ -6,22 +6,14 @@
 #   benches/fetch.sh [SIZE_MIB]      (default 1024)
 set -euo pipefail
 size_mib=${1:-1024}
-repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/common.sh"
 command -v aria2c >/dev/null || (apt-get update -qq && apt-get install -y -qq aria2 >/dev/null)
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-bin="$repo/target/release/distpoint"
-work=$(mktemp -d /tmp/distpoint-fetch.XXXXXX)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir "$work/content" "$work/out"
-head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/content/big.bin"
+setup fetch "$size_mib"
+mkdir "$work/out"
 sleep 3   # let the file settle so its manifest is persisted and chunks cached
-"$bin" certs dev --out "$work/certs" >/dev/null
-printf '[server]\nlisten = ["127.0.0.1:9557"]\nstate_dir = "state"\n[tls]\ncert = "certs/server.crt"\nkey = "certs/server.key"\n[[vpath]]\nurl = "/"\ndir = "content"\nanonymous = true\n' > "$work/c.toml"
-RUST_LOG=warn "$bin" serve --config "$work/c.toml" >/dev/null 2>&1 &
-pid=$!
+anonymous_config 9557
+start_server "$bin" 9557
 url=https://127.0.0.1:9557/big.bin
-ca="$work/certs/ca.crt"
-for _ in $(seq 50); do curl -s --cacert "$ca" -o /dev/null https://127.0.0.1:9557/ && break || sleep 0.1; done
 curl -s --cacert "$ca" -o /dev/null "$url"   # warm: manifest made, chunk cache filled
 root=$(curl -s --cacert "$ca" "$url?manifest" | sed -E 's/.*"root":"([0-9a-f]+)".*/\1/')
 bytes=$((size_mib * 1024 * 1024))

@@ -5,27 +5,35 @@
 #   benches/syscalls.sh [SIZE_MIB]      (default 100)
 set -euo pipefail
 size_mib=${1:-100}
-repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/common.sh"
 command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace >/dev/null)
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-bin="$repo/target/release/distpoint"
-work=$(mktemp -d /tmp/distpoint-syscalls.XXXXXX)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir "$work/content"
-head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/content/f.bin"
-"$bin" certs dev --out "$work/certs" >/dev/null
-printf '[server]\nlisten = ["127.0.0.1:9555"]\nstate_dir = "state"\n[tls]\ncert = "certs/server.crt"\nkey = "certs/server.key"\n[[vpath]]\nurl = "/"\ndir = "content"\nanonymous = true\n' > "$work/c.toml"
-RUST_LOG=warn "$bin" serve --config "$work/c.toml" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 50); do curl -s --cacert "$work/certs/ca.crt" -o /dev/null https://127.0.0.1:9555/ && break || sleep 0.1; done
+setup syscalls "$size_mib"
+anonymous_config 9555
+start_server "$bin" 9555
 for v in --http1.1 --http2; do
   strace -f -e trace=write,writev,sendto,sendmsg -o "$work/trace" -p "$pid" 2>/dev/null &
   st=$!
   sleep 0.5
-  curl -s "$v" --cacert "$work/certs/ca.crt" -o /dev/null https://127.0.0.1:9555/f.bin
+  curl -s "$v" --cacert "$ca" -o /dev/null https://127.0.0.1:9555/big.bin
   sleep 0.2
   kill "$st"; wait "$st" 2>/dev/null || true
-  # Socket writes are the ones carrying TLS application data (records start with 0x17 = \27).
-  grep -E 'write(v)?\(' "$work/trace" | grep '\\27\\3\\3' | sed -E 's/.*= ([0-9]+)$/\1/' | sort -n > "$work/sizes"
-  awk -v v="$v" '{a[NR]=$1; s+=$1; if ($1 < 65536) small++} END {printf "%-9s %6d socket writes, %7.1f MB, median %7d bytes, %d under 64 KiB\n", v, NR, s/1e6, a[int((NR+1)/2)], small}' "$work/sizes"
+  # Size of every write per fd, joining strace's "<unfinished ...>" / "<... resumed>" halves
+  # (threads interleave); the socket is the fd that carried the most bytes.
+  python3 - "$work/trace" "$v" <<'PY'
+import collections, re, sys
+writes, pending = collections.defaultdict(list), {}
+for line in open(sys.argv[1]):
+    tid = line.split(" ", 1)[0]
+    call = re.search(r"(?:write|writev|sendto|sendmsg)\((\d+),", line)
+    done = re.search(r"= (\d+)$", line.strip())
+    if call and "<unfinished" in line:
+        pending[tid] = call.group(1)
+    elif call and done:
+        writes[call.group(1)].append(int(done.group(1)))
+    elif "resumed>" in line and tid in pending and done:
+        writes[pending.pop(tid)].append(int(done.group(1)))
+sizes = sorted(max(writes.values(), key=sum))
+print(f"{sys.argv[2]:<9} {len(sizes):6d} socket writes, {sum(sizes)/1e6:7.1f} MB, "
+      f"median {sizes[(len(sizes) - 1) // 2]:7d} bytes, {sum(s < 65536 for s in sizes)} under 64 KiB")
+PY
 done

@@ -1,8 +1,8 @@
 //! Verifying a chunk-aligned byte stream against a manifest, chunk by chunk,
 //! as the bytes arrive: each chunk is judged the moment its last byte is in.
 
+use crate::integrity::chunker::{self, ChunkHasher};
 use crate::integrity::FileManifest;
-use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::sync::Arc;
 
@@ -43,10 +43,8 @@ pub struct VerifiedChunk {
 /// Verifies the bytes of chunks `first..end` of a file, fed in any pieces.
 pub struct ChunkStream {
     manifest: Arc<FileManifest>,
-    next: u64,
     end: u64,
-    hasher: Sha256,
-    filled: u64,
+    hasher: ChunkHasher,
     keep: Option<Vec<u8>>,
 }
 
@@ -59,18 +57,11 @@ impl ChunkStream {
             0
         };
         ChunkStream {
+            hasher: ChunkHasher::new(manifest.chunk_size, manifest.size, first),
             manifest,
-            next: first,
             end,
-            hasher: Sha256::new(),
-            filled: 0,
             keep: keep.then(|| Vec::with_capacity(cap)),
         }
-    }
-
-    fn current_len(&self) -> u64 {
-        let (s, e) = self.manifest.chunk_range(self.next);
-        e - s
     }
 
     /// Feed the next bytes; returns the chunks completed (and verified) by them.
@@ -78,31 +69,29 @@ impl ChunkStream {
     pub fn push(&mut self, mut data: &[u8]) -> Result<Vec<VerifiedChunk>, VerifyError> {
         let mut done = Vec::new();
         while !data.is_empty() {
-            if self.next >= self.end {
+            if self.is_complete() {
                 return Err(VerifyError::TooLong);
             }
-            let want = (self.current_len() - self.filled) as usize;
-            let take = want.min(data.len());
-            let (head, rest) = data.split_at(take);
-            self.hasher.update(head);
-            if let Some(buf) = &mut self.keep {
-                buf.extend_from_slice(head);
+            let (n, completed) = self.hasher.take(data);
+            if n == 0 {
+                return Err(VerifyError::TooLong);
             }
-            self.filled += take as u64;
-            data = rest;
-            if self.filled == self.current_len() {
-                let digest: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-                let index = self.next;
-                if digest != self.manifest.chunks[index as usize] {
-                    return Err(VerifyError::Mismatch { index });
+            if let Some(buf) = &mut self.keep {
+                buf.extend_from_slice(&data[..n]);
+            }
+            data = &data[n..];
+            if let Some(c) = completed {
+                if c.digest != self.manifest.chunks[c.index as usize] {
+                    return Err(VerifyError::Mismatch { index: c.index });
                 }
                 let data = self.keep.as_mut().map(|b| {
                     let cap = b.capacity();
                     std::mem::replace(b, Vec::with_capacity(cap))
                 });
-                done.push(VerifiedChunk { index, data });
-                self.next += 1;
-                self.filled = 0;
+                done.push(VerifiedChunk {
+                    index: c.index,
+                    data,
+                });
             }
         }
         Ok(done)
@@ -110,22 +99,21 @@ impl ChunkStream {
 
     /// The chunk the next byte belongs to.
     pub fn next_chunk(&self) -> u64 {
-        self.next
+        self.hasher.chunk()
     }
 
     /// True once every expected chunk has arrived.
     pub fn is_complete(&self) -> bool {
-        self.next >= self.end
+        self.next_chunk() >= self.end
     }
 }
 
 /// Check one whole chunk held in memory (used when re-checking a resumed file).
 pub fn chunk_matches(manifest: &FileManifest, index: u64, data: &[u8]) -> bool {
-    let d: [u8; 32] = Sha256::digest(data).into();
     manifest
         .chunks
         .get(index as usize)
-        .is_some_and(|want| *want == d)
+        .is_some_and(|want| chunker::chunk_matches(want, data))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! about one SHA-256 pass of wall time instead of two when a second core is
 //! free. Small files are hashed on the calling thread.
 
+use super::chunker::ChunkHasher;
 use super::manifest::root_of;
 use super::{Digest, FileManifest};
 use sha2::{Digest as _, Sha256};
@@ -55,24 +56,11 @@ pub fn compute_file(file: &File, chunk_size: u64) -> std::io::Result<FileManifes
         });
         let chunks = s.spawn(move || {
             let mut out: Vec<Digest> = Vec::new();
-            let mut h = Sha256::new();
-            let mut in_chunk = 0u64;
+            let mut chunker = ChunkHasher::new(chunk_size, u64::MAX, 0);
             for block in chunks_rx {
-                let mut rest = &block[..];
-                while !rest.is_empty() {
-                    let take = ((chunk_size - in_chunk) as usize).min(rest.len());
-                    h.update(&rest[..take]);
-                    rest = &rest[take..];
-                    in_chunk += take as u64;
-                    if in_chunk == chunk_size {
-                        out.push(std::mem::take(&mut h).finalize().into());
-                        in_chunk = 0;
-                    }
-                }
+                chunker.update(&block, |c| out.push(c.digest));
             }
-            if in_chunk > 0 {
-                out.push(h.finalize().into());
-            }
+            out.extend(chunker.finish().map(|c| c.digest));
             out
         });
         // The reader: this thread. Dropping the senders ends both hashers.

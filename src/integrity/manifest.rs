@@ -1,6 +1,7 @@
 //! The manifest formats of SPEC.md, their JSON forms, and hashing a file
 //! into a manifest.
 
+use super::chunker::ChunkHasher;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -115,28 +116,19 @@ impl FileManifest {
         let mut chunks = Vec::new();
         let mut buf = vec![0u8; chunk_size.min(1 << 20) as usize];
         let mut size = 0u64;
-        let mut chunk = Sha256::new();
-        let mut in_chunk = 0u64;
+        let mut chunker = ChunkHasher::new(chunk_size, u64::MAX, 0);
         loop {
-            let want = (chunk_size - in_chunk).min(buf.len() as u64) as usize;
-            let n = match reader.read(&mut buf[..want]) {
+            let n = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
             whole.update(&buf[..n]);
-            chunk.update(&buf[..n]);
+            chunker.update(&buf[..n], |c| chunks.push(c.digest));
             size += n as u64;
-            in_chunk += n as u64;
-            if in_chunk == chunk_size {
-                chunks.push(std::mem::take(&mut chunk).finalize().into());
-                in_chunk = 0;
-            }
         }
-        if in_chunk > 0 {
-            chunks.push(chunk.finalize().into());
-        }
+        chunks.extend(chunker.finish().map(|c| c.digest));
         Ok(FileManifest {
             size,
             chunk_size,

@@ -9,6 +9,7 @@
 //! other way.
 
 pub mod cache;
+pub mod chunker;
 pub mod hashing;
 pub mod keys;
 pub mod manifest;

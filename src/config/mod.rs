@@ -10,6 +10,8 @@ mod raw;
 pub use error::{line_col, ConfigError};
 
 use crate::auth::{self, Directory, PrincipalRef};
+use crate::integrity::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use crate::tls::{TlsSettings, TlsVersion};
 use crate::vpath::{Integrity, Verify, Vpath, VpathTable};
 use raw::RawConfig;
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,13 +20,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
-
-/// Default chunk size for integrity: 1 MiB.
-pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
-/// Smallest chunk size accepted (4 KiB): smaller chunks make manifests huge.
-pub const MIN_CHUNK_SIZE: u64 = 4 << 10;
-/// Largest chunk size accepted (64 MiB): a chunk is read whole before sending.
-pub const MAX_CHUNK_SIZE: u64 = 64 << 20;
 
 /// One validated configuration snapshot. Immutable; swapped whole.
 #[derive(Debug)]
@@ -100,41 +95,6 @@ impl Default for Limits {
             auth_failures_per_minute: auth::DEFAULT_FAILURES_PER_MINUTE,
             auth_lockout_max: auth::DEFAULT_LOCKOUT_MAX,
         }
-    }
-}
-
-/// Minimum TLS protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
-    /// TLS 1.2 and 1.3.
-    V1_2,
-    /// TLS 1.3 only.
-    V1_3,
-}
-
-/// `[tls]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsSettings {
-    /// Certificate chain file (absolute).
-    pub cert: PathBuf,
-    /// Private key file (absolute).
-    pub key: PathBuf,
-    /// Client CA file (absolute), enabling client-certificate identities.
-    pub client_ca: Option<PathBuf>,
-    /// Minimum protocol version.
-    pub min_version: TlsVersion,
-    /// Make development certificates when the files are missing.
-    pub dev_certs: bool,
-}
-
-impl TlsSettings {
-    /// True when dev certificates are enabled and some file is still missing.
-    pub fn dev_certs_missing(&self) -> bool {
-        self.dev_certs
-            && [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
-                .into_iter()
-                .flatten()
-                .any(|p| !p.exists())
     }
 }
 

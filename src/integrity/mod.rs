@@ -20,6 +20,7 @@ pub mod quarantine;
 pub mod store;
 pub mod verify;
 
+pub use chunker::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 pub use manifest::{
     hex, parse_digest, sha256, Digest, FileManifest, ManifestError, PackageEntry, PackageManifest,
 };

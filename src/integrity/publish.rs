@@ -5,7 +5,7 @@ use super::hashing::compute_file;
 use super::keys::{KeyError, PrivateKey};
 use super::published::{MANIFEST_FILE, META_DIR, SIGNATURE_FILE};
 use super::{hex, sha256, Digest, FileManifest, PackageEntry, PackageManifest};
-use crate::config::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use super::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

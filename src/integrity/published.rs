@@ -10,7 +10,7 @@
 
 use super::keys::PublicKey;
 use super::{FileManifest, PackageManifest};
-use crate::config::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use super::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use crate::resolve::FileIdentity;
 use crate::vpath::Vpath;
 use bytes::Bytes;

@@ -16,8 +16,7 @@
 //! connection identified by a certificate then re-checks its chain against
 //! the new verifier and closes if it is no longer trusted.
 
-use crate::config::TlsSettings;
-use crate::tls::{self, TlsError};
+use crate::tls::{self, TlsError, TlsSettings};
 use arc_swap::ArcSwap;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;

@@ -22,5 +22,7 @@ pub mod logging;
 pub mod pipeline;
 pub mod resolve;
 pub mod server;
+pub mod state;
+pub mod sync;
 pub mod tls;
 pub mod vpath;

@@ -70,7 +70,7 @@ pub struct ChunkCache {
 impl ChunkCache {
     /// Whether chunk `index` was verified against `root` for exactly `identity`.
     pub fn is_verified(&self, identity: &FileIdentity, root: &Digest, index: u64) -> bool {
-        let files = self.files.lock().expect("cache lock");
+        let files = crate::sync::lock(&self.files);
         files
             .get(&(identity.dev, identity.ino))
             .filter(|e| e.identity == *identity && e.root == *root)
@@ -84,7 +84,7 @@ impl ChunkCache {
         if is_racy(identity) {
             return;
         }
-        let mut files = self.files.lock().expect("cache lock");
+        let mut files = crate::sync::lock(&self.files);
         if files.len() >= MAX_FILES && !files.contains_key(&(identity.dev, identity.ino)) {
             files.clear();
         }
@@ -111,10 +111,7 @@ impl ChunkCache {
 
     /// Forget everything about the file `identity` belongs to.
     pub fn forget(&self, identity: &FileIdentity) {
-        self.files
-            .lock()
-            .expect("cache lock")
-            .remove(&(identity.dev, identity.ino));
+        crate::sync::lock(&self.files).remove(&(identity.dev, identity.ino));
     }
 }
 

@@ -106,7 +106,7 @@ fn hash_all(
                 let r = std::fs::File::open(path)
                     .and_then(|f| compute_file(&f, chunk_size))
                     .map_err(|e| PublishError::Io(path.clone(), e));
-                results.lock().expect("results lock")[i] = Some(r);
+                crate::sync::lock(&results)[i] = Some(r);
             });
         }
     });

@@ -102,7 +102,7 @@ impl AutoStore {
         label: &str,
     ) -> Result<Arc<FileManifest>, StoreError> {
         let cell = {
-            let mut slots = self.slots.lock().expect("store lock");
+            let mut slots = crate::sync::lock(&self.slots);
             if slots.len() >= MAX_FILES {
                 // Deleted files leave entries behind; start over rather than grow.
                 slots.clear();
@@ -190,7 +190,7 @@ impl AutoStore {
 
     /// Drop the manifest of `identity` (its content did not match it).
     pub fn invalidate(&self, identity: &FileIdentity, chunk_size: u64) {
-        let mut slots = self.slots.lock().expect("store lock");
+        let mut slots = crate::sync::lock(&self.slots);
         let key = (identity.dev, identity.ino, chunk_size);
         if slots.get(&key).is_some_and(|s| s.0 == *identity) {
             slots.remove(&key);

@@ -73,17 +73,12 @@ impl VerifiedFile {
         }
     }
 
-    /// Identity of the file when it was opened.
-    pub fn identity(&self) -> FileIdentity {
-        self.expected
-    }
-
     fn fstat(&self) -> Result<FileIdentity, BodyError> {
         FileIdentity::of(&self.file).map_err(BodyError::Io)
     }
 
     fn changed(&self) -> BodyError {
-        BodyError::Cut("file changed on disk during the transfer".into())
+        BodyError::Changed
     }
 
     /// A chunk did not match: act by mode and return the body error.

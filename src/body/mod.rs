@@ -1,4 +1,11 @@
-//! The response body: file bytes streamed with bounded memory.
+//! The response body: file bytes streamed with bounded memory, and the
+//! wrappers that add what a body itself need not know.
+//!
+//! - [`ResponseBody`] only streams bytes: nothing, a small buffer, or file
+//!   ranges read through a [`BlockSource`].
+//! - [`cut::Cuttable`] stops a body when a [`cut::CutSignal`] fires (the
+//!   transfer registry's revocation guard is one).
+//! - [`logged::Logged`] writes the request's access-log record.
 //!
 //! File ranges are read in blocks off the async threads (`spawn_blocking`
 //! with `pread`), at most [`READ_AHEAD`] blocks in flight per response, so a
@@ -9,8 +16,13 @@
 //! connection short of `Content-Length` or resets the HTTP/2 stream, which
 //! is exactly the cut-off a client can detect.
 
+pub mod cut;
+pub mod logged;
+
+pub use cut::{CutSignal, Cuttable};
+pub use logged::Logged;
+
 use crate::http::{ByteRange, Segment};
-use crate::logging::AccessLog;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use std::collections::VecDeque;
@@ -40,7 +52,9 @@ pub enum BodyError {
         /// Zero-based chunk index.
         chunk: u64,
     },
-    /// The transfer was cut (file changed, access revoked, shutdown).
+    /// The file changed on disk after its manifest was made (auto mode).
+    Changed,
+    /// The transfer was cut (access revoked, shutdown).
     Cut(String),
 }
 
@@ -52,12 +66,22 @@ impl fmt::Display for BodyError {
                 write!(f, "file shorter than announced at offset {offset}")
             }
             BodyError::Integrity { chunk } => write!(f, "chunk {chunk} failed verification"),
+            BodyError::Changed => {
+                f.write_str("transfer cut: file changed on disk during the transfer")
+            }
             BodyError::Cut(why) => write!(f, "transfer cut: {why}"),
         }
     }
 }
 
-impl std::error::Error for BodyError {}
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BodyError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Where a body's file bytes come from. `read` is blocking and runs on the
 /// blocking pool.
@@ -69,23 +93,15 @@ pub trait BlockSource: Send + Sync + 'static {
     fn block_size(&self) -> u64;
 }
 
-/// `pread` exactly `len` bytes at `offset` into a fresh buffer.
+/// `pread` exactly `len` bytes at `offset` into a fresh buffer; a file that
+/// ends earlier is [`BodyError::Truncated`].
 pub fn read_exact_at(file: &File, offset: u64, len: usize) -> Result<Bytes, BodyError> {
-    // Read straight into uninitialised capacity (rustix's safe `spare_capacity`):
-    // zeroing a fresh 1 MiB buffer per chunk first cost ~8% of the server's CPU
-    // under load (perf: memset and its page faults).
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
-    while buf.len() < len {
-        let at = offset + buf.len() as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
-            Ok(0) => return Err(BodyError::Truncated { offset: at }),
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(BodyError::Io(e.into())),
-        }
+    let buf = crate::io::read_at(file, offset, len).map_err(BodyError::Io)?;
+    if buf.len() < len {
+        return Err(BodyError::Truncated {
+            offset: offset + buf.len() as u64,
+        });
     }
-    // The allocator may have given more capacity than asked; never return more.
-    buf.truncate(len);
     Ok(Bytes::from(buf))
 }
 
@@ -195,32 +211,21 @@ enum Kind {
     File(FileStream),
 }
 
-/// Every response's body. Carries the request's access-log record, which is
-/// written when the body is dropped (finished, cut, or abandoned by the client).
+/// Every response's bytes: nothing, a small buffer, or a streamed file.
 pub struct ResponseBody {
     kind: Kind,
-    log: Option<AccessLog>,
-    /// The running transfer's registration: polled first, so a revocation
-    /// cuts the body (see [`crate::live`]).
-    transfer: Option<crate::live::TransferGuard>,
 }
 
 impl ResponseBody {
     /// No body (HEAD, 304, errors without text).
     pub fn empty() -> Self {
-        ResponseBody {
-            kind: Kind::Empty,
-            log: None,
-            transfer: None,
-        }
+        ResponseBody { kind: Kind::Empty }
     }
 
     /// A small in-memory body.
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         ResponseBody {
             kind: Kind::Full(Some(bytes.into())),
-            log: None,
-            transfer: None,
         }
     }
 
@@ -228,34 +233,20 @@ impl ResponseBody {
     pub fn file(stream: FileStream) -> Self {
         ResponseBody {
             kind: Kind::File(stream),
-            log: None,
-            transfer: None,
         }
-    }
-
-    /// Attach the running-transfer registration that can cut this body.
-    pub fn with_transfer(mut self, transfer: crate::live::TransferGuard) -> Self {
-        self.transfer = Some(transfer);
-        self
-    }
-
-    /// Attach the access-log record.
-    pub fn with_log(mut self, log: AccessLog) -> Self {
-        self.log = Some(log);
-        self
     }
 }
 
-impl Drop for ResponseBody {
-    fn drop(&mut self) {
-        // A revoked transfer whose client stopped reading is never polled
-        // again: its connection is closed and the body dropped. Record it as
-        // the cut it is, not as a client that went away.
-        if let (Some(t), Some(log)) = (&self.transfer, &mut self.log) {
-            if let Some(why) = t.revoked() {
-                log.cut_if_unfinished(why);
-            }
-        }
+/// A body that can say why it was stopped, when it is dropped before its
+/// end (for the access log of a transfer whose connection was closed).
+pub trait StopReason {
+    /// Why the body was stopped early, if it was.
+    fn stop_reason(&self) -> Option<String>;
+}
+
+impl StopReason for ResponseBody {
+    fn stop_reason(&self) -> Option<String> {
+        None
     }
 }
 
@@ -267,34 +258,11 @@ impl http_body::Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
-        if let Some(Poll::Ready(why)) = this.transfer.as_mut().map(|t| t.poll_cut(cx)) {
-            if let Some(log) = &mut this.log {
-                log.cut(why.clone());
-            }
-            return Poll::Ready(Some(Err(BodyError::Cut(why))));
-        }
-        let next = match &mut this.kind {
+        let next = match &mut self.get_mut().kind {
             Kind::Empty => None,
             Kind::Full(b) => b.take().map(Ok),
             Kind::File(f) => ready!(f.poll_next(cx)),
         };
-        if let (Some(t), Some(Ok(_))) = (&mut this.transfer, &next) {
-            t.block_sent();
-        }
-        let at_end = http_body::Body::is_end_stream(this);
-        if let Some(log) = &mut this.log {
-            match &next {
-                Some(Ok(b)) => log.add_bytes(b.len() as u64),
-                Some(Err(e)) => log.cut(e.to_string()),
-                None => {}
-            }
-            // hyper stops polling once the exact size hint is reached, so the
-            // end is recognised here rather than by a final `None`.
-            if at_end && !matches!(next, Some(Err(_))) {
-                log.complete();
-            }
-        }
         Poll::Ready(next.map(|r| r.map(Frame::data)))
     }
 

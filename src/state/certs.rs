@@ -129,7 +129,7 @@ impl TlsState {
         let key = tls::certified_key(settings)?;
         let inputs = inputs_of(settings)?;
         // One reload at a time: the watcher is the only caller, this only guards the inputs.
-        let mut current = self.inputs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = crate::sync::lock(&self.inputs);
         let new_config = if *current != inputs {
             let verifier = tls::client_verifier(settings)?;
             let config =

@@ -48,7 +48,16 @@ impl fmt::Display for ServerError {
     }
 }
 
-impl std::error::Error for ServerError {}
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Config(e) => Some(e),
+            ServerError::DevCerts(e) => Some(e),
+            ServerError::Tls(e) => Some(e),
+            ServerError::Bind(_, e) => Some(e),
+        }
+    }
+}
 
 /// Run the server until SIGTERM or SIGINT, then drain.
 pub async fn run(config_path: &Path) -> Result<(), ServerError> {

@@ -24,6 +24,19 @@ pub enum TlsVersion {
     V1_3,
 }
 
+impl TlsVersion {
+    /// Every value, in the order the config documents them.
+    pub const ALL: &'static [TlsVersion] = &[TlsVersion::V1_2, TlsVersion::V1_3];
+
+    /// The config spelling of `min_version` (the only place it is written).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::V1_2 => "1.2",
+            TlsVersion::V1_3 => "1.3",
+        }
+    }
+}
+
 /// `[tls]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {

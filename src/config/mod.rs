@@ -135,14 +135,7 @@ impl Config {
         let listen: Vec<String> = self.server.listen.iter().map(|a| a.to_string()).collect();
         let _ = writeln!(out, "listen: {} (TLS only)", listen.join(", "));
         for vp in self.vpaths.iter() {
-            let integrity = match vp.integrity {
-                Integrity::Auto => "auto",
-                Integrity::Published => "published",
-            };
-            let verify = match vp.verify {
-                Verify::Cached => "cached",
-                Verify::Always => "always",
-            };
+            let (integrity, verify) = (vp.integrity.as_str(), vp.verify.as_str());
             let _ = writeln!(
                 out,
                 "{} -> {} (integrity {integrity}, verify {verify}, chunk {} bytes)",
@@ -187,6 +180,29 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.path, self.source, span, message)
+    }
+
+    /// One of a fixed set of spellings (`all[0]` when absent); the error lists them all.
+    fn choice<T: Copy>(
+        &self,
+        raw: &Option<Spanned<String>>,
+        key: &str,
+        all: &[T],
+        spelling: fn(T) -> &'static str,
+    ) -> Result<T, ConfigError> {
+        let Some(raw) = raw else { return Ok(all[0]) };
+        if let Some(v) = all.iter().find(|v| spelling(**v) == raw.get_ref()) {
+            return Ok(*v);
+        }
+        let names: Vec<String> = all.iter().map(|v| format!("{:?}", spelling(*v))).collect();
+        Err(self.err(
+            raw.span(),
+            format!(
+                "{key} must be {}, not {:?}",
+                names.join(" or "),
+                raw.get_ref()
+            ),
+        ))
     }
 
     fn path_of(&self, s: &Spanned<String>) -> Result<PathBuf, ConfigError> {
@@ -295,20 +311,12 @@ impl Validator<'_> {
 
     fn tls(&self, raw: Spanned<raw::RawTls>) -> Result<TlsSettings, ConfigError> {
         let raw = raw.into_inner();
-        let min_version = match raw
-            .min_version
-            .as_ref()
-            .map(|s| (s.get_ref().as_str(), s.span()))
-        {
-            None | Some(("1.2", _)) => TlsVersion::V1_2,
-            Some(("1.3", _)) => TlsVersion::V1_3,
-            Some((other, span)) => {
-                return Err(self.err(
-                    span,
-                    format!("min_version must be \"1.2\" or \"1.3\", not {other:?}"),
-                ))
-            }
-        };
+        let min_version = self.choice(
+            &raw.min_version,
+            "min_version",
+            TlsVersion::ALL,
+            TlsVersion::as_str,
+        )?;
         let settings = TlsSettings {
             cert: self.path_of(&raw.cert)?,
             key: self.path_of(&raw.key)?,
@@ -454,30 +462,9 @@ impl Validator<'_> {
                     ))
                 }
             };
-            let integrity = match v
-                .integrity
-                .as_ref()
-                .map(|s| (s.get_ref().as_str(), s.span()))
-            {
-                None | Some(("auto", _)) => Integrity::Auto,
-                Some(("published", _)) => Integrity::Published,
-                Some((other, span)) => {
-                    return Err(self.err(
-                        span,
-                        format!("integrity must be \"auto\" or \"published\", not {other:?}"),
-                    ))
-                }
-            };
-            let verify = match v.verify.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
-                None | Some(("cached", _)) => Verify::Cached,
-                Some(("always", _)) => Verify::Always,
-                Some((other, span)) => {
-                    return Err(self.err(
-                        span,
-                        format!("verify must be \"cached\" or \"always\", not {other:?}"),
-                    ))
-                }
-            };
+            let integrity =
+                self.choice(&v.integrity, "integrity", Integrity::ALL, Integrity::as_str)?;
+            let verify = self.choice(&v.verify, "verify", Verify::ALL, Verify::as_str)?;
             if !v.publisher_keys.is_empty() && integrity != Integrity::Published {
                 return Err(self.err(
                     v.publisher_keys[0].span(),

@@ -1,6 +1,6 @@
 //! Integrity: chunk manifests, hashing and verification on send.
 //!
-//! SPEC.md "Integrity" is the contract: a file is cut into `chunk_size`
+//! The README's "Integrity" section is the contract: a file is cut into `chunk_size`
 //! chunks, each hashed with SHA-256; `root = SHA-256(d1 || … || dn)` over
 //! the raw digests is what a client is told out of band.
 //!

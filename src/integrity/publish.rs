@@ -39,7 +39,15 @@ impl fmt::Display for PublishError {
     }
 }
 
-impl std::error::Error for PublishError {}
+impl std::error::Error for PublishError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PublishError::Io(_, e) => Some(e),
+            PublishError::Key(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// What `publish` wrote.
 #[derive(Debug)]

@@ -38,7 +38,14 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io(e) => Some(e),
+            StoreError::Changed => None,
+        }
+    }
+}
 
 type Cell = Arc<OnceCell<Arc<FileManifest>>>;
 /// Files remembered in memory at most (a bound on memory, not correctness).

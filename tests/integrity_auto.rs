@@ -13,14 +13,6 @@ use support::*;
 
 const SIZE: usize = 32 << 20;
 
-/// Bytes the server process has read through `read`/`pread` so far.
-fn read_bytes(pid: u32) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
-    io.lines()
-        .find_map(|l| l.strip_prefix("rchar: "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap()
-}
 const CHUNK: usize = 64 << 10;
 
 #[tokio::test]

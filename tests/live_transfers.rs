@@ -77,8 +77,14 @@ async fn stalled_download_on_removed_path_is_cut_and_others_go_on() {
     for proto in [Protocol::Http1, Protocol::Http2] {
         let (_ca, doomed) = start(&server, &site, proto, "/a/big.bin").await;
         let (_cb, kept) = start(&server, &site, proto, "/b/big.bin").await;
-        // Both clients now stop reading; the server fills the buffers and waits.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Both files are hashed (their heads came); both clients now stop
+        // reading, and the server reads ahead into the buffers, then waits.
+        let read_at_start = read_bytes(server.pid());
+        let since = Instant::now();
+        while read_bytes(server.pid()) - read_at_start < 2 << 20 {
+            assert!(since.elapsed() < Duration::from_secs(5), "no read-ahead");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let before = server.log_count("cut running transfer");
         let cut_records = server.log_count(CUT_RECORD);
         let written = Instant::now();

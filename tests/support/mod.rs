@@ -295,6 +295,16 @@ pub async fn fetch(
 }
 
 /// The server's resident set size in KiB (Linux).
+/// Bytes the process has read through `read`/`pread` so far (`rchar`):
+/// tells a test that the server has read ahead without timing it.
+pub fn read_bytes(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status

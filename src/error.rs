@@ -68,6 +68,8 @@ pub enum Unavailable {
     /// The config changed between authorization and response, and the path
     /// now serves other content.
     ConfigChanged(Revoked),
+    /// The server-wide budget of file bytes in flight stayed full.
+    Busy,
 }
 
 impl fmt::Display for Unavailable {
@@ -77,6 +79,7 @@ impl fmt::Display for Unavailable {
             Unavailable::FileChanged => f.write_str("file changed while being hashed"),
             Unavailable::Package(e) => write!(f, "published manifest unavailable: {e}"),
             Unavailable::ConfigChanged(r) => write!(f, "config changed during the request: {r}"),
+            Unavailable::Busy => f.write_str("too many file bytes in flight"),
         }
     }
 }
@@ -192,6 +195,7 @@ impl From<BodyError> for RequestError {
         match e {
             BodyError::Integrity { chunk } => RequestError::Quarantined { chunk: Some(chunk) },
             BodyError::Changed => RequestError::Unavailable(Unavailable::FileChanged),
+            BodyError::Busy => RequestError::Unavailable(Unavailable::Busy),
             other => RequestError::Internal(Internal::Body(other)),
         }
     }

@@ -7,35 +7,32 @@
 //!   transfer registry's revocation guard is one).
 //! - [`logged::Logged`] writes the request's access-log record.
 //!
-//! File ranges are read in blocks off the async threads (`spawn_blocking`
-//! with `pread`), at most [`READ_AHEAD`] blocks in flight per response, so a
-//! slow client applies backpressure all the way down to the disk reads and a
-//! 10 GiB file streams in a few MiB. Reads go through a [`BlockSource`]: the
+//! File ranges are read in blocks ([`FileStream`]), at most [`READ_AHEAD`]
+//! in flight per response and all within one server-wide [`Budget`], so a
+//! slow client applies backpressure all the way down to the disk reads, a
+//! 10 GiB file streams in a few MiB, and stalled clients pin at most the
+//! budget. Reads go through a [`BlockSource`]: the
 //! integrity layer plugs in here so that a block is verified before any byte
 //! of it is yielded. An error ends the body: hyper then closes the HTTP/1.1
 //! connection short of `Content-Length` or resets the HTTP/2 stream, which
 //! is exactly the cut-off a client can detect.
 
+pub mod budget;
 pub mod cut;
 pub mod logged;
+mod stream;
 
+pub use budget::Budget;
 pub use cut::{CutSignal, Cuttable};
 pub use logged::Logged;
+pub use stream::{FileStream, READ_AHEAD};
 
-use crate::http::{ByteRange, Segment};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
-use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use tokio::task::JoinHandle;
-
-/// Blocks read ahead of the one being sent.
-pub const READ_AHEAD: usize = 2;
 
 /// Why a body stopped before its end.
 #[derive(Debug)]
@@ -56,6 +53,8 @@ pub enum BodyError {
     Changed,
     /// The transfer was cut (access revoked, shutdown).
     Cut(String),
+    /// The in-flight budget stayed full: the response could not start.
+    Busy,
 }
 
 impl fmt::Display for BodyError {
@@ -70,6 +69,7 @@ impl fmt::Display for BodyError {
                 f.write_str("transfer cut: file changed on disk during the transfer")
             }
             BodyError::Cut(why) => write!(f, "transfer cut: {why}"),
+            BodyError::Busy => f.write_str("too many file bytes in flight"),
         }
     }
 }
@@ -89,6 +89,11 @@ pub trait BlockSource: Send + Sync + 'static {
     /// Exactly `len` bytes at `offset`, or an error. `offset..offset+len` never
     /// crosses a multiple of [`BlockSource::block_size`].
     fn read(&self, offset: u64, len: usize) -> Result<Bytes, BodyError>;
+    /// The same, answered from memory without blocking, when the source can;
+    /// `None` sends the read to the blocking pool.
+    fn read_cached(&self, _offset: u64, _len: usize) -> Option<Result<Bytes, BodyError>> {
+        None
+    }
     /// The alignment reads are planned on.
     fn block_size(&self) -> u64;
 }
@@ -103,106 +108,6 @@ pub fn read_exact_at(file: &File, offset: u64, len: usize) -> Result<Bytes, Body
         });
     }
     Ok(Bytes::from(buf))
-}
-
-enum Pending {
-    Ready(Bytes),
-    Read(JoinHandle<Result<Bytes, BodyError>>),
-}
-
-/// A streamed sequence of literal bytes and file ranges.
-pub struct FileStream {
-    source: Arc<dyn BlockSource>,
-    segments: VecDeque<Segment>,
-    inflight: VecDeque<Pending>,
-    remaining: u64,
-}
-
-impl FileStream {
-    /// Stream `segments`, reading file ranges from `source`.
-    pub fn new(source: Arc<dyn BlockSource>, segments: Vec<Segment>) -> Self {
-        let remaining = segments
-            .iter()
-            .map(|s| match s {
-                Segment::Bytes(b) => b.len() as u64,
-                Segment::File(r) => r.end - r.start,
-            })
-            .sum();
-        FileStream {
-            source,
-            segments: segments.into(),
-            inflight: VecDeque::new(),
-            remaining,
-        }
-    }
-
-    /// Next piece of the plan: literal bytes, or one block-aligned read.
-    fn next_piece(&mut self) -> Option<Pending> {
-        loop {
-            match self.segments.pop_front()? {
-                Segment::Bytes(b) if b.is_empty() => continue,
-                Segment::Bytes(b) => return Some(Pending::Ready(b)),
-                Segment::File(r) if r.start >= r.end => continue,
-                Segment::File(r) => {
-                    let block = self.source.block_size().max(1);
-                    let boundary = (r.start / block + 1).saturating_mul(block);
-                    let end = r.end.min(boundary);
-                    if end < r.end {
-                        self.segments.push_front(Segment::File(ByteRange {
-                            start: end,
-                            end: r.end,
-                        }));
-                    }
-                    let source = self.source.clone();
-                    let (offset, len) = (r.start, (end - r.start) as usize);
-                    return Some(Pending::Read(tokio::task::spawn_blocking(move || {
-                        source.read(offset, len)
-                    })));
-                }
-            }
-        }
-    }
-
-    /// Read the first block now, so that a failure shows before the
-    /// response head is sent; it is then sent from memory.
-    pub async fn prime(&mut self) -> Result<(), BodyError> {
-        while let Some(piece) = self.next_piece() {
-            match piece {
-                Pending::Ready(b) => self.inflight.push_back(Pending::Ready(b)),
-                Pending::Read(handle) => {
-                    let bytes = handle
-                        .await
-                        .map_err(|e| BodyError::Io(std::io::Error::other(e)))??;
-                    self.inflight.push_back(Pending::Ready(bytes));
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
-        while self.inflight.len() < READ_AHEAD {
-            match self.next_piece() {
-                Some(p) => self.inflight.push_back(p),
-                None => break,
-            }
-        }
-        let bytes = match self.inflight.front_mut() {
-            None => return Poll::Ready(None),
-            Some(Pending::Ready(b)) => std::mem::take(b),
-            Some(Pending::Read(handle)) => match ready!(Pin::new(handle).poll(cx)) {
-                Ok(Ok(b)) => b,
-                Ok(Err(e)) => return Poll::Ready(Some(Err(e))),
-                Err(join) => {
-                    return Poll::Ready(Some(Err(BodyError::Io(std::io::Error::other(join)))))
-                }
-            },
-        };
-        self.inflight.pop_front();
-        self.remaining = self.remaining.saturating_sub(bytes.len() as u64);
-        Poll::Ready(Some(Ok(bytes)))
-    }
 }
 
 enum Kind {
@@ -270,7 +175,7 @@ impl http_body::Body for ResponseBody {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(b) => b.is_none(),
-            Kind::File(f) => f.remaining == 0 && f.inflight.is_empty() && f.segments.is_empty(),
+            Kind::File(f) => f.is_done(),
         }
     }
 

@@ -69,7 +69,28 @@ pub struct Limits {
     pub auth_failures_per_minute: u32,
     /// The longest such lock-out; repeated lock-outs double up to this.
     pub auth_lockout_max: Duration,
+    /// Bytes of verified chunks kept in memory for `verify = "cached"` (0: none).
+    pub chunk_cache_bytes: u64,
+    /// Bytes of file data that responses may hold in flight, server-wide.
+    pub max_inflight_bytes: u64,
 }
+
+/// Default `chunk_cache_bytes`: an eighth of the machine's memory, between
+/// 64 MiB and 4 GiB (64 MiB when the size cannot be read).
+pub fn default_chunk_cache_bytes() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024);
+    (total / 8).clamp(64 << 20, 4 << 30)
+}
+
+/// Default `max_inflight_bytes`: 256 MiB.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 256 << 20;
 
 impl Limits {
     /// The authenticator's failure-throttling settings.
@@ -94,6 +115,8 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(30),
             auth_failures_per_minute: auth::DEFAULT_FAILURES_PER_MINUTE,
             auth_lockout_max: auth::DEFAULT_LOCKOUT_MAX,
+            chunk_cache_bytes: default_chunk_cache_bytes(),
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
         }
     }
 }
@@ -301,6 +324,14 @@ impl Validator<'_> {
                 10_000,
             )? as u32,
             auth_lockout_max: secs(&raw.auth_lockout_max_secs, d.auth_lockout_max, 86_400)?,
+            chunk_cache_bytes: num(&raw.chunk_cache_bytes, d.chunk_cache_bytes, 0, 1 << 40)?,
+            // At least one chunk of the largest size, so that any response can start.
+            max_inflight_bytes: num(
+                &raw.max_inflight_bytes,
+                d.max_inflight_bytes,
+                MAX_CHUNK_SIZE,
+                1 << 40,
+            )?,
         };
         Ok(ServerSettings {
             listen,

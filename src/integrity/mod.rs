@@ -81,12 +81,12 @@ pub fn repr_digest(m: &FileManifest) -> String {
 }
 
 impl IntegrityState {
-    /// State persisting under `state_dir`.
-    pub fn new(state_dir: &Path) -> Self {
-        let cache = Arc::new(ChunkCache::default());
+    /// State persisting under `state_dir`, keeping at most `cache_bytes` of
+    /// verified chunks in memory.
+    pub fn new(state_dir: &Path, cache_bytes: u64) -> Self {
         IntegrityState {
-            store: Arc::new(AutoStore::new(state_dir, cache.clone())),
-            cache,
+            store: Arc::new(AutoStore::new(state_dir)),
+            cache: Arc::new(ChunkCache::new(cache_bytes)),
             packages: Arc::default(),
             quarantine: Arc::new(Quarantine::load(state_dir)),
         }
@@ -203,9 +203,6 @@ impl IntegrityState {
         if size_ok && after == identity && now.chunks == m.chunks {
             self.quarantine.remove(path);
             info!(file = label, path = %path.display(), "content matches the published manifest again: quarantine lifted");
-            for i in 0..m.chunks.len() as u64 {
-                self.cache.mark(&identity, &m.root, i);
-            }
             return Ok(());
         }
         error!(

@@ -108,7 +108,7 @@ async fn serve<B>(
                 &prepared.validators,
                 prepared.manifest.size,
             )?;
-            respond::render(answer, prepared, name, head).await?
+            respond::render(answer, prepared, name, head, &state.budget).await?
         }
     };
     // The body remembers what authorized it, so a config change can cut it.

@@ -2,11 +2,12 @@
 //! answer is ([`decide`]), then render it ([`render`]). The decision needs
 //! no file and no socket, so it is unit-tested on its own.
 
-use crate::body::{FileStream, ResponseBody};
+use crate::body::{Budget, FileStream, ResponseBody};
 use crate::error::RequestError;
 use crate::http::{self as sem, ByteRange, Precondition, RangePlan, Segment, Validators};
 use crate::integrity::{repr_digest, Prepared};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use std::sync::Arc;
 
 /// What a request for an existing, verified file gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,7 @@ pub async fn render(
     prepared: Prepared,
     name: &str,
     head: bool,
+    budget: &Arc<Budget>,
 ) -> Result<Response<ResponseBody>, RequestError> {
     let v = &prepared.validators;
     let etag = HeaderValue::from_str(&v.etag).map_err(http::Error::from)?;
@@ -111,7 +113,7 @@ pub async fn render(
     let body = if head {
         ResponseBody::empty()
     } else {
-        let mut stream = FileStream::new(prepared.source, segments);
+        let mut stream = FileStream::new(prepared.source, segments, budget.clone());
         stream.prime().await?;
         ResponseBody::file(stream)
     };

@@ -167,3 +167,57 @@ async fn a_revoked_transfer_is_cut_after_its_first_block() {
     drop(body);
     assert!(f.state.transfers.is_empty());
 }
+
+#[tokio::test]
+async fn a_restart_reuses_the_persisted_manifest_of_a_quiet_file() {
+    use crate::integrity::store::AutoStore;
+    // A clock past the racy window: the file just written counts as quiet.
+    fn later() -> std::time::SystemTime {
+        std::time::SystemTime::now() + std::time::Duration::from_secs(10)
+    }
+    let f = Fixture::new(PATHS);
+    let state_dir = f.state.config.load().server.state_dir.clone();
+    let restart = |f: &Fixture| {
+        let config = Config::load(&f.state.config.load().path).unwrap();
+        let mut state = ServerState::new(config);
+        state.integrity.store = Arc::new(AutoStore::new(&state_dir).with_clock(later));
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+            state: Arc::new(state),
+        }
+    };
+    let first = restart(&f);
+    let (status, h, _) = first.get(get("/pub/hello.txt")).await;
+    assert_eq!(status, StatusCode::OK);
+    let etag = h[header::ETAG].clone();
+    assert_eq!(
+        (
+            first.state.integrity.store.hashed(),
+            first.state.integrity.store.reused()
+        ),
+        (1, 0)
+    );
+    assert_eq!(
+        fs::read_dir(state_dir.join("manifests")).unwrap().count(),
+        1
+    );
+    let second = restart(&f);
+    let (status, h, _) = second.get(get("/pub/hello.txt")).await;
+    assert_eq!((status, &h[header::ETAG]), (StatusCode::OK, &etag));
+    assert_eq!(
+        (
+            second.state.integrity.store.hashed(),
+            second.state.integrity.store.reused()
+        ),
+        (0, 1)
+    );
+    // With the real clock the file is too fresh to persist: a third state
+    // hashes it again rather than trust an identity that may still move.
+    fs::remove_dir_all(state_dir.join("manifests")).unwrap();
+    let (status, _, _) = f.get(get("/pub/hello.txt")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !state_dir.join("manifests").exists()
+            || fs::read_dir(state_dir.join("manifests")).unwrap().count() == 0
+    );
+}

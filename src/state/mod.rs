@@ -19,6 +19,7 @@ pub use certs::TlsState;
 pub use registry::{Authority, Revoked, TransferGuard, TransferRegistry};
 
 use crate::auth::Authenticator;
+use crate::body::Budget;
 use crate::config::Config;
 use crate::integrity::IntegrityState;
 use arc_swap::ArcSwap;
@@ -36,6 +37,8 @@ pub struct ServerState {
     pub integrity: IntegrityState,
     /// Transfers running now and what authorized each (cut on revocation).
     pub transfers: TransferRegistry,
+    /// File bytes in flight, server-wide.
+    pub budget: Arc<Budget>,
 }
 
 impl ServerState {
@@ -46,8 +49,9 @@ impl ServerState {
         ServerState {
             // Throttling settings are limits: read once, a change needs a restart.
             auth: Authenticator::default().with_throttle(limits.auth_throttle()),
-            integrity: IntegrityState::new(&config.server.state_dir),
+            integrity: IntegrityState::new(&config.server.state_dir, limits.chunk_cache_bytes),
             transfers: TransferRegistry::default(),
+            budget: Budget::new(limits.max_inflight_bytes),
             config: ArcSwap::from_pointee(config),
         }
     }

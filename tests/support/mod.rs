@@ -305,6 +305,37 @@ pub fn read_bytes(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// Bytes queued for sending on each established TCP connection whose local
+/// port is `port` (the server's side of its connections), from
+/// `/proc/net/tcp{,6}`: tells a test that the server has filled a client's
+/// socket buffers, without timing it.
+pub fn send_queues(port: u16) -> Vec<u64> {
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(queues)) = (f.get(1), f.get(3), f.get(4)) else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && *state == "01" {
+                let tx = queues
+                    .split(':')
+                    .next()
+                    .and_then(|q| u64::from_str_radix(q, 16).ok());
+                out.push(tx.unwrap_or(0));
+            }
+        }
+    }
+    out
+}
+
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status

@@ -15,6 +15,7 @@ pub mod hashing;
 pub mod keys;
 pub mod manifest;
 pub mod metalink;
+pub mod modified;
 pub mod publish;
 pub mod published;
 pub mod quarantine;
@@ -31,6 +32,7 @@ use crate::http::Validators;
 use crate::resolve::{FileIdentity, ResolvedFile};
 use crate::vpath::{Integrity, Vpath};
 use cache::ChunkCache;
+use modified::LastModified;
 use published::{Package, PackageStore};
 use quarantine::Quarantine;
 use std::path::Path;
@@ -49,6 +51,8 @@ pub struct IntegrityState {
     pub packages: Arc<PackageStore>,
     /// Published files that failed verification.
     pub quarantine: Arc<Quarantine>,
+    /// The `Last-Modified` given to each path's content (never backwards).
+    pub modified: LastModified,
 }
 
 /// A file ready to be served: its manifest, the identity of the version
@@ -89,6 +93,7 @@ impl IntegrityState {
             cache: Arc::new(ChunkCache::new(cache_bytes)),
             packages: Arc::default(),
             quarantine: Arc::new(Quarantine::load(state_dir)),
+            modified: LastModified::load(state_dir),
         }
     }
 
@@ -111,6 +116,7 @@ impl IntegrityState {
     ) -> Result<Prepared, IntegrityError> {
         let file = Arc::new(resolved.file);
         let identity = resolved.identity;
+        let path = vpath.dir.join(rest.join("/"));
         let (manifest, trust) = match vpath.integrity {
             Integrity::Auto => {
                 let m = self
@@ -126,16 +132,15 @@ impl IntegrityState {
             }
             Integrity::Published => {
                 let package = self.package(vpath).await?;
-                let rel = rest.join("/");
                 let m = package
                     .files
-                    .get(&rel)
+                    .get(&rest.join("/"))
                     .cloned()
                     .ok_or(IntegrityError::NotListed)?;
-                let path = vpath.dir.join(&rel);
                 self.check_quarantine(&path, &file, identity, &m, label)
                     .await?;
                 let quarantine = self.quarantine.clone();
+                let path = path.clone();
                 (m, Trust::Published { quarantine, path })
             }
         };
@@ -151,7 +156,7 @@ impl IntegrityState {
         Ok(Prepared {
             validators: Validators {
                 etag: etag_of(&manifest),
-                last_modified: identity.modified(),
+                last_modified: self.modified.of(&path, &manifest.root, identity.modified()),
             },
             manifest,
             identity,

@@ -291,8 +291,11 @@ impl Connection {
         let activity = Activity::new();
         let io = TokioIo::new(ConnIo::new(tls, activity.clone()));
         let state = self.runtime.shared.clone();
-        let service =
-            service_fn(move |req| crate::pipeline::handle(state.clone(), info.clone(), req));
+        let requests = activity.clone();
+        let service = service_fn(move |req| {
+            requests.touch();
+            crate::pipeline::handle(state.clone(), info.clone(), req)
+        });
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         // Only a connection identified by a certificate cares about CA changes.

@@ -20,7 +20,11 @@ fn publish(dir: &std::path::Path) {
         .args(["publish", dir.to_str().unwrap(), "--chunk-size", "4096"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A process that maps `path` shared and writes through the mapping when
@@ -102,7 +106,11 @@ async fn a_write_through_a_shared_mapping_never_reaches_a_client() {
     // Let the file go quiet (the earlier design trusted identities older
     // than 2 s); this is the attack's own precondition, not a test wait.
     let quiet_since = ctime(&path);
-    while SystemTime::now().duration_since(quiet_since).unwrap_or_default() < Duration::from_millis(2100) {
+    while SystemTime::now()
+        .duration_since(quiet_since)
+        .unwrap_or_default()
+        < Duration::from_millis(2100)
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for round in 0..2 {
@@ -118,7 +126,11 @@ async fn a_write_through_a_shared_mapping_never_reaches_a_client() {
         (after.modified().unwrap(), quiet_since),
         "the kernel moved a timestamp: this machine does not show the attack"
     );
-    assert_ne!(std::fs::read(&path).unwrap(), a, "the bytes on disk changed");
+    assert_ne!(
+        std::fs::read(&path).unwrap(),
+        a,
+        "the bytes on disk changed"
+    );
     // Served from verified memory: the published bytes, whole.
     let got = fetch(&server, tls.clone(), req("GET", &url)).await;
     assert_eq!((got.status, got.cut, got.body == a), (200, false, true));
@@ -127,12 +139,18 @@ async fn a_write_through_a_shared_mapping_never_reaches_a_client() {
     let no_cache = format!(
         "{}[[vpath]]\nurl = \"/pkg\"\ndir = \"content/pkg\"\nanonymous = true\n\
          integrity = \"published\"\n",
-        site.head().replacen("[server]\n", "[server]\nchunk_cache_bytes = 0\n", 1)
+        site.head()
+            .replacen("[server]\n", "[server]\nchunk_cache_bytes = 0\n", 1)
     );
     let server = site.start(&no_cache);
     let url = server.url("/pkg/a.bin");
     let got = fetch(&server, tls.clone(), req("GET", &url)).await;
-    assert!(got.cut || got.status == 503, "status {} cut {}", got.status, got.cut);
+    assert!(
+        got.cut || got.status == 503,
+        "status {} cut {}",
+        got.status,
+        got.cut
+    );
     assert!(got.body.len() <= 3 * CHUNK && got.body == a[..got.body.len()]);
     assert!(server.wait_log("integrity failure", Duration::from_secs(5)));
     let got = fetch(&server, tls, req("GET", &url)).await;
@@ -171,12 +189,18 @@ async fn last_modified_never_goes_backwards_when_an_older_copy_replaces_a_file()
         .header("range", format!("bytes={}-", CHUNK))
         .header("if-unmodified-since", &lm1);
     let got = fetch(&server, tls.clone(), resume).await;
-    assert_eq!(got.status, 412, "the job must start over, not resume into v2");
+    assert_eq!(
+        got.status, 412,
+        "the job must start over, not resume into v2"
+    );
     let got = fetch(&server, tls.clone(), req("GET", &url)).await;
     assert_eq!(got.body, v2);
     assert_ne!(got.header("etag").unwrap(), etag1);
     let lm2 = httpdate::parse_http_date(got.header("last-modified").unwrap()).unwrap();
-    assert!(lm2 > httpdate::parse_http_date(&lm1).unwrap(), "{lm2:?} not after {lm1}");
+    assert!(
+        lm2 > httpdate::parse_http_date(&lm1).unwrap(),
+        "{lm2:?} not after {lm1}"
+    );
 
     // And after a restart too: the record persists in state_dir.
     let lm2_text = got.header("last-modified").unwrap().to_string();

@@ -105,7 +105,7 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
 /// After a network failure: what a fresh handshake says, when TLS is at fault.
 async fn tls_hint(client: &ClientOptions, url: &str) -> String {
     match tls_probe::probe(client, url).await {
-        Some(Problem::Tls(text)) => format!(" ({text})"),
+        Some(Problem::Tls(text)) => format!("; {text}"),
         _ => String::new(),
     }
 }

@@ -22,5 +22,6 @@ pub mod logging;
 pub mod pipeline;
 pub mod resolve;
 pub mod server;
+pub mod systemd;
 pub mod tls;
 pub mod vpath;

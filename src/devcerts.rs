@@ -34,7 +34,14 @@ impl fmt::Display for DevCertError {
     }
 }
 
-impl std::error::Error for DevCertError {}
+impl std::error::Error for DevCertError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DevCertError::Generate(e) => Some(e),
+            DevCertError::Write(_, e) => Some(e),
+        }
+    }
+}
 
 impl From<rcgen::Error> for DevCertError {
     fn from(e: rcgen::Error) -> Self {

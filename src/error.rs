@@ -1,12 +1,17 @@
-//! Request errors, one typed enum per layer, and the one place that maps them
-//! to HTTP status codes.
+//! Request errors: every layer's error converts into [`RequestError`] here
+//! (`From<AuthError>`, `From<IntegrityError>`, `From<Revoked>`, …), and
+//! [`RequestError::status`] is the one place that maps them to HTTP status
+//! codes.
 
 use crate::auth::AuthError;
-use crate::body::ResponseBody;
-use crate::integrity::quarantine;
+use crate::body::{BodyError, ResponseBody};
+use crate::integrity::published::PackageError;
+use crate::integrity::{quarantine, IntegrityError};
 use crate::resolve::ResolveError;
+use crate::state::Revoked;
 use http::{header, HeaderValue, Response, StatusCode};
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a request did not get content.
 #[derive(Debug)]
@@ -45,10 +50,59 @@ pub enum RequestError {
         /// Time left in the lock-out.
         retry_after: std::time::Duration,
     },
-    /// Temporarily unable to serve (for example the credential check queue is full).
-    Unavailable(String),
+    /// Temporarily unable to serve; the client may retry (`Retry-After`).
+    Unavailable(Unavailable),
     /// A server-side failure.
-    Internal(String),
+    Internal(Internal),
+}
+
+/// Why a request may succeed if retried shortly.
+#[derive(Debug)]
+pub enum Unavailable {
+    /// Too many credential checks are waiting.
+    AuthBusy,
+    /// The file changed while it was being hashed or opened (auto mode).
+    FileChanged,
+    /// The path's published manifest cannot be used.
+    Package(Arc<PackageError>),
+    /// The config changed between authorization and response, and the path
+    /// now serves other content.
+    ConfigChanged(Revoked),
+    /// The server-wide budget of file bytes in flight stayed full.
+    Busy,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::AuthBusy => f.write_str("too many credential checks waiting"),
+            Unavailable::FileChanged => f.write_str("file changed while being hashed"),
+            Unavailable::Package(e) => write!(f, "published manifest unavailable: {e}"),
+            Unavailable::ConfigChanged(r) => write!(f, "config changed during the request: {r}"),
+            Unavailable::Busy => f.write_str("too many file bytes in flight"),
+        }
+    }
+}
+
+/// A failure inside the server; the client gets `500` and the log the cause.
+#[derive(Debug)]
+pub enum Internal {
+    /// Reading, hashing or a blocking task failed.
+    Io(std::io::Error),
+    /// The first block of a body could not be read.
+    Body(BodyError),
+    /// A response could not be built.
+    Http(http::Error),
+}
+
+impl fmt::Display for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Internal::Io(e) => write!(f, "{e}"),
+            Internal::Body(e) => write!(f, "{e}"),
+            Internal::Http(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 impl fmt::Display for RequestError {
@@ -78,17 +132,84 @@ impl fmt::Display for RequestError {
     }
 }
 
-impl std::error::Error for RequestError {}
+impl std::error::Error for RequestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RequestError::BadPath(e) | RequestError::NotFound(e) => Some(e),
+            RequestError::BadCredentials(e) => Some(e),
+            RequestError::Unavailable(Unavailable::Package(e)) => Some(e.as_ref()),
+            RequestError::Unavailable(Unavailable::ConfigChanged(r)) => Some(r),
+            RequestError::Internal(Internal::Io(e)) => Some(e),
+            RequestError::Internal(Internal::Body(e)) => Some(e),
+            RequestError::Internal(Internal::Http(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<AuthError> for RequestError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Busy => {
-                RequestError::Unavailable("too many credential checks waiting".into())
-            }
+            AuthError::Busy => RequestError::Unavailable(Unavailable::AuthBusy),
             AuthError::Throttled { retry_after } => RequestError::TooManyAttempts { retry_after },
             other => RequestError::BadCredentials(other),
         }
+    }
+}
+
+impl From<IntegrityError> for RequestError {
+    fn from(e: IntegrityError) -> Self {
+        match e {
+            IntegrityError::NotListed => RequestError::NotListed,
+            IntegrityError::Quarantined { chunk } => RequestError::Quarantined { chunk },
+            IntegrityError::Changed => RequestError::Unavailable(Unavailable::FileChanged),
+            IntegrityError::Unavailable { cause } => {
+                RequestError::Unavailable(Unavailable::Package(cause))
+            }
+            IntegrityError::Io(e) => RequestError::Internal(Internal::Io(e)),
+        }
+    }
+}
+
+impl From<Revoked> for RequestError {
+    /// A request whose config changed between its authorization and its
+    /// response gets what the new config answers (or `503` to retry when the
+    /// path now serves other content).
+    fn from(r: Revoked) -> RequestError {
+        match r {
+            Revoked::PathRemoved(_) => RequestError::NoRoute,
+            Revoked::NoLongerAnonymous(_) => RequestError::NoCredentials,
+            Revoked::NotAllowed(..) => RequestError::NotAllowed,
+            Revoked::UserRemoved(_) => RequestError::BadCredentials(AuthError::UnknownUser),
+            Revoked::PasswordChanged(_) => RequestError::BadCredentials(AuthError::WrongPassword),
+            Revoked::Rerouted(..) | Revoked::DirChanged(_) => {
+                RequestError::Unavailable(Unavailable::ConfigChanged(r))
+            }
+        }
+    }
+}
+
+impl From<BodyError> for RequestError {
+    /// A body that failed before its headers were sent (its first block).
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Integrity { chunk } => RequestError::Quarantined { chunk: Some(chunk) },
+            BodyError::Changed => RequestError::Unavailable(Unavailable::FileChanged),
+            BodyError::Busy => RequestError::Unavailable(Unavailable::Busy),
+            other => RequestError::Internal(Internal::Body(other)),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for RequestError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        RequestError::Internal(Internal::Io(std::io::Error::other(e)))
+    }
+}
+
+impl From<http::Error> for RequestError {
+    fn from(e: http::Error) -> Self {
+        RequestError::Internal(Internal::Http(e))
     }
 }
 

@@ -22,6 +22,8 @@ pub mod logging;
 pub mod pipeline;
 pub mod resolve;
 pub mod server;
+pub mod state;
+pub mod sync;
 pub mod systemd;
 pub mod tls;
 pub mod vpath;

@@ -4,12 +4,10 @@
 //! accept (connection limit) → TLS handshake (timeout) → HTTP/1.1 or HTTP/2
 //! by ALPN (hyper-util auto builder) → [`crate::pipeline::handle`].
 
-use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, Limits};
-use crate::integrity::IntegrityState;
 use crate::io::{Activity, ConnIo};
+use crate::state::{certs, registry, ConnInfo, Runtime, ServerState, TlsState};
 use crate::{banner, devcerts, live, tls};
-use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -25,34 +23,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
-
-/// What every request can reach: the current config snapshot and the
-/// credential checker.
-pub struct ServerState {
-    /// The running configuration, swapped whole.
-    pub config: ArcSwap<Config>,
-    /// Basic-credential verification with its cache.
-    pub auth: Authenticator,
-    /// Manifests, verified-chunk cache, published packages, quarantine.
-    pub integrity: IntegrityState,
-    /// Transfers running now and what authorized each (cut on revocation).
-    pub transfers: live::TransferRegistry,
-    /// The TLS configuration new handshakes use (certificates rotate).
-    pub tls: live::TlsState,
-    /// The configured listen addresses; the listeners follow it.
-    pub listen: tokio::sync::watch::Sender<Vec<SocketAddr>>,
-}
-
-/// What is known about a connection once TLS is up.
-#[derive(Debug)]
-pub struct ConnInfo {
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// Subject CN of a client certificate verified against `client_ca`.
-    pub cert_cn: Option<String>,
-    /// Cancelled to close the connection (a revoked transfer on it is stuck).
-    pub close: CancellationToken,
-}
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -78,7 +48,16 @@ impl fmt::Display for ServerError {
     }
 }
 
-impl std::error::Error for ServerError {}
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Config(e) => Some(e),
+            ServerError::DevCerts(e) => Some(e),
+            ServerError::Tls(e) => Some(e),
+            ServerError::Bind(_, e) => Some(e),
+        }
+    }
+}
 
 /// Run the server until SIGTERM or SIGINT, then drain.
 pub async fn run(config_path: &Path) -> Result<(), ServerError> {
@@ -92,7 +71,7 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     } else if config.tls.dev_certs {
         renew_dev_certs(&config)?;
     }
-    let tls_state = live::TlsState::new(&config.tls).map_err(ServerError::Tls)?;
+    let tls_state = TlsState::new(&config.tls).map_err(ServerError::Tls)?;
     let mut listeners = Vec::new();
     for addr in &config.server.listen {
         listeners.push((*addr, bind(*addr).map_err(|e| ServerError::Bind(*addr, e))?));
@@ -103,25 +82,19 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
         .collect();
 
     let limits = config.server.limits.clone();
-    // state_dir is read once: moving it under a running server is not supported.
-    let integrity = IntegrityState::new(&config.server.state_dir);
     let (listen, desired) = tokio::sync::watch::channel(config.server.listen.clone());
-    let state = Arc::new(ServerState {
-        config: ArcSwap::from_pointee(config),
-        // Throttling settings are limits: read once, a change needs a restart.
-        auth: Authenticator::default().with_throttle(limits.auth_throttle()),
-        integrity,
-        transfers: live::TransferRegistry::default(),
+    let runtime = Arc::new(Runtime {
+        shared: Arc::new(ServerState::new(config)),
         tls: tls_state,
         listen,
     });
     let shutdown = CancellationToken::new();
-    live::watch::spawn(state.clone(), hangup, shutdown.clone());
+    live::watch::spawn(runtime.clone(), hangup, shutdown.clone());
     // Announced only once config changes are watched.
-    banner::print(&state.config.load(), &bound);
+    banner::print(&runtime.shared.config.load(), &bound);
     let tracker = TaskTracker::new();
     let ctx = AcceptCtx {
-        state: state.clone(),
+        runtime,
         builder: Arc::new(http_builder(&limits)),
         limits: limits.clone(),
         slots: Arc::new(Semaphore::new(limits.max_connections)),
@@ -252,7 +225,7 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 
 #[derive(Clone)]
 struct AcceptCtx {
-    state: Arc<ServerState>,
+    runtime: Arc<Runtime>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,
     slots: Arc<Semaphore>,
@@ -282,9 +255,9 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
             _ = stop.cancelled() => return,
         };
         // The TLS config in force now: certificates rotate between handshakes.
-        let (acceptor, verifier) = ctx.state.tls.acceptor();
+        let (acceptor, verifier) = ctx.runtime.tls.acceptor();
         let conn = Connection {
-            state: ctx.state.clone(),
+            runtime: ctx.runtime.clone(),
             acceptor,
             verifier,
             builder: ctx.builder.clone(),
@@ -299,10 +272,10 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
 }
 
 struct Connection {
-    state: Arc<ServerState>,
+    runtime: Arc<Runtime>,
     acceptor: TlsAcceptor,
     /// The client verifier the handshake used.
-    verifier: Arc<live::certs::Generation>,
+    verifier: Arc<certs::Generation>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,
     shutdown: CancellationToken,
@@ -337,17 +310,16 @@ impl Connection {
             .as_ref()
             .and_then(|c| c.first())
             .and_then(tls::subject_cn);
-        let close = CancellationToken::new();
-        let info = Arc::new(ConnInfo {
-            peer,
-            cert_cn,
-            close: close.clone(),
-        });
+        let info = Arc::new(ConnInfo::new(peer, cert_cn));
+        let close = info.close.clone();
         let activity = Activity::new();
         let io = TokioIo::new(ConnIo::new(tls, activity.clone()));
-        let state = self.state.clone();
-        let service =
-            service_fn(move |req| crate::pipeline::handle(state.clone(), info.clone(), req));
+        let state = self.runtime.shared.clone();
+        let requests = activity.clone();
+        let service = service_fn(move |req| {
+            requests.touch();
+            crate::pipeline::handle(state.clone(), info.clone(), req)
+        });
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         // Only a connection identified by a certificate cares about CA changes.
@@ -368,7 +340,7 @@ impl Connection {
                     info!(%peer, "closing connection: a revoked transfer on it did not end in time");
                 }
                 _ = ca_changed.cancelled() => {
-                    let now = self.state.tls.generation();
+                    let now = self.runtime.tls.generation();
                     if now.trusts(chain.as_deref().unwrap_or_default()) {
                         verifier = Some(now);
                         continue;
@@ -377,7 +349,7 @@ impl Connection {
                     conn.as_mut().graceful_shutdown();
                     // Its running transfers were authorized by that certificate: they get
                     // the same short grace as any revoked transfer.
-                    let _ = tokio::time::timeout(live::registry::CLOSE_GRACE, conn.as_mut()).await;
+                    let _ = tokio::time::timeout(registry::CLOSE_GRACE, conn.as_mut()).await;
                 }
                 _ = self.shutdown.cancelled() => {
                     conn.as_mut().graceful_shutdown();

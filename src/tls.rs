@@ -5,7 +5,6 @@
 //! not implement it). Client certificates are optional and, when presented,
 //! must chain to `client_ca`.
 
-use crate::config::{TlsSettings, TlsVersion};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
@@ -15,6 +14,54 @@ use rustls::{RootCertStore, ServerConfig};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Minimum TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    V1_2,
+    /// TLS 1.3 only.
+    V1_3,
+}
+
+impl TlsVersion {
+    /// Every value, in the order the config documents them.
+    pub const ALL: &'static [TlsVersion] = &[TlsVersion::V1_2, TlsVersion::V1_3];
+
+    /// The config spelling of `min_version` (the only place it is written).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::V1_2 => "1.2",
+            TlsVersion::V1_3 => "1.3",
+        }
+    }
+}
+
+/// `[tls]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Certificate chain file (absolute).
+    pub cert: PathBuf,
+    /// Private key file (absolute).
+    pub key: PathBuf,
+    /// Client CA file (absolute), enabling client-certificate identities.
+    pub client_ca: Option<PathBuf>,
+    /// Minimum protocol version.
+    pub min_version: TlsVersion,
+    /// Make development certificates when the files are missing.
+    pub dev_certs: bool,
+}
+
+impl TlsSettings {
+    /// True when dev certificates are enabled and some file is still missing.
+    pub fn dev_certs_missing(&self) -> bool {
+        self.dev_certs
+            && [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|p| !p.exists())
+    }
+}
 
 /// Why TLS material could not be loaded. Never contains key bytes.
 #[derive(Debug)]

@@ -8,13 +8,26 @@ use crate::auth::PrincipalRef;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// How a path's content is trusted (SPEC "Integrity").
+/// How a path's content is trusted (README "Integrity").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Integrity {
     /// The server's disk is trusted; the server hashes files itself.
     Auto,
     /// The server's disk is not trusted; a published manifest is the truth.
     Published,
+}
+
+impl Integrity {
+    /// Every value, in the order the config documents them.
+    pub const ALL: &'static [Integrity] = &[Integrity::Auto, Integrity::Published];
+
+    /// The config spelling (the only place it is written).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Integrity::Auto => "auto",
+            Integrity::Published => "published",
+        }
+    }
 }
 
 /// When chunks are re-hashed before sending.
@@ -24,6 +37,19 @@ pub enum Verify {
     Cached,
     /// Hash every chunk on every send.
     Always,
+}
+
+impl Verify {
+    /// Every value, in the order the config documents them.
+    pub const ALL: &'static [Verify] = &[Verify::Cached, Verify::Always];
+
+    /// The config spelling (the only place it is written).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verify::Cached => "cached",
+            Verify::Always => "always",
+        }
+    }
 }
 
 /// One `[[vpath]]`, validated.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use support::*;
 
 const SIZE: usize = 32 << 20;
+
 const CHUNK: usize = 64 << 10;
 
 #[tokio::test]
@@ -34,6 +35,9 @@ async fn in_place_rewrite_cuts_a_running_download_before_any_changed_byte() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    // The file was hashed before the head was sent; from here on the
+    // server's reads are the body's.
+    let read_at_head = read_bytes(server.pid());
     let old_etag = resp.headers()["etag"].to_str().unwrap().to_string();
     let mut body = resp.into_body();
     let mut got = Vec::new();
@@ -43,7 +47,18 @@ async fn in_place_rewrite_cuts_a_running_download_before_any_changed_byte() {
         let frame = body.frame().await.unwrap().unwrap();
         got.extend_from_slice(&frame.into_data().unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait until the server has read chunks ahead of what arrived (they sit
+    // in its read-ahead and in the socket buffers), so that the rewrite
+    // lands on bytes it has already read as well as on bytes it has not.
+    let ahead = (got.len() + 2 * CHUNK) as u64;
+    let since = std::time::Instant::now();
+    while read_bytes(server.pid()) - read_at_head < ahead {
+        assert!(
+            since.elapsed() < Duration::from_secs(5),
+            "the server read nothing ahead"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     // Rewrite every byte in place: same inode, same size.
     let new: Vec<u8> = old.iter().map(|b| !b).collect();

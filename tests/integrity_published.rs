@@ -155,9 +155,6 @@ async fn tampered_chunk_is_never_sent_and_the_file_is_quarantined_until_restored
     site.file("content/other/x", b"x");
     publish(&site, None);
     site.file("content/pkg/unlisted.bin", b"added after publishing");
-    // Let the file age past the racy window, so the first download fills
-    // the verified-chunk cache: the tamper below must get past that cache.
-    std::thread::sleep(Duration::from_millis(2100));
     let server = site.start(&config(&site, &[]));
     let tls = site.tls(false, &[Protocol::Http1]);
     let url = server.url("/pkg/a.bin");
@@ -191,8 +188,20 @@ async fn tampered_chunk_is_never_sent_and_the_file_is_quarantined_until_restored
     .await;
     assert_eq!(got.status, 404, "unsigned package has no signature");
 
-    // Chunk 3 changes, size and mtime restored.
+    // Chunk 3 changes, size and mtime restored. The server holds every chunk
+    // as it hashed it: it goes on sending exactly the published bytes.
     tamper(&path, 3 * CHUNK + 100, b"EVIL");
+    let got = fetch(&server, tls.clone(), req("GET", &url)).await;
+    assert_eq!((got.status, got.cut, got.body == a), (200, false, true));
+    assert!(!server.log().contains("integrity failure"));
+
+    // Without the verified chunks in memory, the disk is read, and the
+    // tampered chunk is found.
+    server.terminate();
+    let no_cache =
+        config(&site, &[]).replacen("[server]\n", "[server]\nchunk_cache_bytes = 0\n", 1);
+    let server = site.start(&no_cache);
+    let url = server.url("/pkg/a.bin");
     // Before the mismatch is known, a range in an intact chunk is served:
     // every chunk that is sent has been verified.
     let got = fetch(

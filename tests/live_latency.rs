@@ -56,8 +56,9 @@ async fn reload_latency_over_20_changes() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         times.push(written.elapsed());
-        // Let the next write be a change of its own, not part of this burst.
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The next write must be a change of its own, not part of this
+        // burst: wait for this change's reload line.
+        assert!(server.wait_log_count("config reloaded", i + 1, Duration::from_secs(2)));
     }
     times.sort();
     let median = (times[9] + times[10]) / 2;

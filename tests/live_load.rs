@@ -104,7 +104,17 @@ async fn keep_alive_load_through_20_reloads_loses_nothing() {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Requests run under this config before the next change.
+        let answered =
+            || counts.ok.load(Ordering::Relaxed) + counts.not_found.load(Ordering::Relaxed);
+        let target = answered() + 20;
+        while answered() < target {
+            assert!(
+                Instant::now() < deadline,
+                "no requests answered after reload {i}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     // Enough requests in total, and some after the last reload.
     while counts.ok.load(Ordering::Relaxed) + counts.not_found.load(Ordering::Relaxed) < 1000 {

@@ -57,6 +57,10 @@ async fn drain(mut body: Incoming) -> (usize, bool) {
     (n, false)
 }
 
+/// The access-log record of a transfer cut because `/a` was removed.
+const CUT_RECORD: &str =
+    "outcome=\"cut\" detail=\"access revoked by a config change: path /a was removed";
+
 #[tokio::test]
 async fn stalled_download_on_removed_path_is_cut_and_others_go_on() {
     let site = Site::new();
@@ -73,9 +77,23 @@ async fn stalled_download_on_removed_path_is_cut_and_others_go_on() {
     for proto in [Protocol::Http1, Protocol::Http2] {
         let (_ca, doomed) = start(&server, &site, proto, "/a/big.bin").await;
         let (_cb, kept) = start(&server, &site, proto, "/b/big.bin").await;
-        // Both clients now stop reading; the server fills the buffers and waits.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let before = server.log().matches("cut running transfer").count();
+        // Both clients now stop reading; the server fills their socket
+        // buffers and then waits.
+        let since = Instant::now();
+        while send_queues(server.addr.port())
+            .iter()
+            .filter(|&&q| q > 0)
+            .count()
+            < 2
+        {
+            assert!(
+                since.elapsed() < Duration::from_secs(5),
+                "buffers never filled"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let before = server.log_count("cut running transfer");
+        let cut_records = server.log_count(CUT_RECORD);
         let written = Instant::now();
         std::fs::write(
             &cfg,
@@ -95,8 +113,14 @@ async fn stalled_download_on_removed_path_is_cut_and_others_go_on() {
             "{proto:?}: cut logged {:?} after the write",
             written.elapsed()
         );
-        // Give the server the grace to close a connection whose client is not reading.
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // The server is done with the doomed transfer when its access-log
+        // record says so: it noticed the cut, or closed the connection of a
+        // client that is not reading after the grace.
+        assert!(
+            server.wait_log_count(CUT_RECORD, cut_records + 1, Duration::from_secs(2)),
+            "{proto:?}: the cut transfer did not end: {}",
+            server.log()
+        );
         let (got, cut) = drain(doomed).await;
         assert!(cut, "{proto:?}: the removed path's transfer must be cut");
         assert!(got < BIG, "{proto:?}: cut short, got {got} bytes");
@@ -111,10 +135,10 @@ async fn stalled_download_on_removed_path_is_cut_and_others_go_on() {
             got > 0 && got < BIG,
             "{proto:?}: rest of the kept transfer: {got}"
         );
+        // Logged once the re-added path is in force.
+        let added = server.log_count("path added: /a");
         std::fs::write(&cfg, &both).unwrap();
-        assert!(server.wait_log("path added: /a", Duration::from_secs(2)));
-        // Let the re-add apply before the next round.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(server.wait_log_count("path added: /a", added + 1, Duration::from_secs(2)));
     }
     assert!(server.log().contains("path /a was removed"));
 }
@@ -191,8 +215,13 @@ async fn certificate_rotation_is_seen_on_the_next_handshake() {
     assert_eq!(got.status, 200);
 
     // A broken key file keeps it too.
+    let failed = server.log_count("TLS reload failed");
     std::fs::write(site.path("certs/server.key"), "not a key").unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        server.wait_log_count("TLS reload failed", failed + 1, Duration::from_secs(2)),
+        "{}",
+        server.log()
+    );
     assert_eq!(server_cert(&server, tls.clone()).await, der(&next.cert));
     assert!(
         !server.log().contains("BEGIN PRIVATE KEY"),
@@ -207,8 +236,10 @@ async fn slowly_read_download_is_cut_when_anonymous_goes_off() {
     let anon = format!("{}{}", site.head(), anon_path("/a", "content/a"));
     let server = site.start(&anon);
     for proto in [Protocol::Http1, Protocol::Http2] {
+        let reloads = server.log_count("config reloaded");
         std::fs::write(site.path("distpoint.toml"), &anon).unwrap();
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // The first round rewrites the same text: a reload with no changes.
+        assert!(server.wait_log_count("config reloaded", reloads + 1, Duration::from_secs(2)));
         let (_conn, mut body) = start(&server, &site, proto, "/a/big.bin").await;
         let before = server
             .log()

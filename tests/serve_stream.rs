@@ -101,7 +101,7 @@ async fn sigterm_lets_a_running_transfer_finish_and_refuses_new_connections() {
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(server.wait_log("shutting down: no new connections", Duration::from_secs(5)));
     assert!(
         Conn::connect(addr, "localhost", tls).await.is_err(),
         "no new connections while draining"
@@ -178,7 +178,18 @@ async fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
         .await
         .unwrap();
     assert_eq!(read(r).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Wait for the server to close it; nothing is sent meanwhile, which
+    // would reset its idle clock.
+    let idle = Instant::now();
+    while !conn.is_closed() {
+        assert!(idle.elapsed() < Duration::from_secs(10), "still open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}, before the 1 s idle timeout"
+    );
     let r = conn
         .send(
             req("GET", &server.url("/pub/small.txt"))

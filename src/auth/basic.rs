@@ -148,35 +148,68 @@ pub(super) fn hash_with_salt(
         .map_err(|e| HashPasswordError::Hash(e.to_string()))
 }
 
+/// Why a `password_hash` is refused. The message never repeats the hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashCheckError {
+    /// Not a PHC string at all.
+    NotPhc(argon2::password_hash::Error),
+    /// A PHC string for another algorithm (named).
+    NotArgon2id(String),
+    /// No salt or no hash output.
+    Incomplete,
+    /// Parameters argon2 refuses.
+    BadParams(argon2::password_hash::Error),
+    /// Parameters above the limits: memory KiB, iterations, lanes.
+    TooCostly(u32, u32, u32),
+}
+
+impl std::fmt::Display for HashCheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const HINT: &str = "make one with `distpoint hash-password`";
+        match self {
+            HashCheckError::NotPhc(e) => write!(f, "not a PHC string ({e}); {HINT}"),
+            HashCheckError::NotArgon2id(alg) => {
+                write!(f, "password hash uses {alg}, expected argon2id; {HINT}")
+            }
+            HashCheckError::Incomplete => {
+                f.write_str("password hash has no salt or no hash output")
+            }
+            HashCheckError::BadParams(e) => write!(f, "invalid argon2 parameters: {e}"),
+            HashCheckError::TooCostly(m, t, p) => write!(
+                f,
+                "argon2 parameters m={m},t={t},p={p} are too costly \
+                 (at most m={MAX_M_COST_KIB},t={MAX_T_COST},p={MAX_P_COST})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HashCheckError {}
+
 /// For the config module: accepts `password_hash` only if it is a parseable argon2id PHC
 /// string with a salt, a hash and params within sane bounds (memory ≤ 256 MiB, t ≤ 16,
-/// p ≤ 16). The message does not repeat the hash.
-pub fn check_password_hash(phc: &str) -> Result<(), String> {
+/// p ≤ 16).
+pub fn check_password_hash(phc: &str) -> Result<(), HashCheckError> {
     parse_argon2id(phc).map(|_| ())
 }
 
-fn parse_argon2id(phc: &str) -> Result<PasswordHash<'_>, String> {
-    let hash = PasswordHash::new(phc)
-        .map_err(|e| format!("not a PHC string ({e}); make one with `distpoint hash-password`"))?;
+fn parse_argon2id(phc: &str) -> Result<PasswordHash<'_>, HashCheckError> {
+    let hash = PasswordHash::new(phc).map_err(HashCheckError::NotPhc)?;
     if hash.algorithm != Algorithm::Argon2id.ident() {
-        return Err(format!(
-            "password hash uses {}, expected argon2id; make one with `distpoint hash-password`",
-            hash.algorithm
-        ));
+        return Err(HashCheckError::NotArgon2id(hash.algorithm.to_string()));
     }
     if hash.salt.is_none() || hash.hash.is_none() {
-        return Err("password hash has no salt or no hash output".to_owned());
+        return Err(HashCheckError::Incomplete);
     }
-    let params = Params::try_from(&hash).map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+    let params = Params::try_from(&hash).map_err(HashCheckError::BadParams)?;
     if params.m_cost() > MAX_M_COST_KIB
         || params.t_cost() > MAX_T_COST
         || params.p_cost() > MAX_P_COST
     {
-        return Err(format!(
-            "argon2 parameters m={},t={},p={} are too costly (at most m={MAX_M_COST_KIB},t={MAX_T_COST},p={MAX_P_COST})",
+        return Err(HashCheckError::TooCostly(
             params.m_cost(),
             params.t_cost(),
-            params.p_cost()
+            params.p_cost(),
         ));
     }
     Ok(hash)
@@ -337,7 +370,7 @@ pub(super) mod tests {
             .hash_password(b"pw", &SaltString::encode_b64(&[7; 16]).unwrap())
             .unwrap()
             .to_string();
-        let e = check_password_hash(&argon2i).unwrap_err();
+        let e = check_password_hash(&argon2i).unwrap_err().to_string();
         assert!(
             e.contains("argon2i") && e.contains("expected argon2id"),
             "{e}"
@@ -345,7 +378,7 @@ pub(super) mod tests {
         assert!(check_password_hash("$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA").is_err());
         // Too costly params.
         let huge = cheap_hash("pw").replace("m=256", "m=4194304");
-        let e = check_password_hash(&huge).unwrap_err();
+        let e = check_password_hash(&huge).unwrap_err().to_string();
         assert!(e.contains("too costly"), "{e}");
     }
 

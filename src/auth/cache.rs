@@ -50,9 +50,7 @@ impl VerifyCache {
     fn lock(&self) -> MutexGuard<'_, HashMap<CacheKey, Instant>> {
         // The map holds no invariant a panicking holder could break halfway, so a
         // poisoned lock is still usable.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.entries)
     }
 
     /// True if `key` was verified and has not expired at `now`; drops it if expired.

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use basic::{
-    check_password_hash, hash_password, parse_basic, BasicCredentials, HashPasswordError,
+    check_password_hash, hash_password, parse_basic, BasicCredentials, HashCheckError,
+    HashPasswordError,
 };
 pub use principal::{
-    check_group_member, check_user_name, Directory, Identity, ParsePrincipalError, Principal,
-    PrincipalRef,
+    check_group_member, check_user_name, Directory, Identity, NameError, ParsePrincipalError,
+    Principal, PrincipalRef,
 };
 
 pub use throttle::{

@@ -89,17 +89,46 @@ impl FromStr for PrincipalRef {
     }
 }
 
+/// Why a user name or group member is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    /// An empty user name.
+    Empty,
+    /// A ':' in a user name.
+    Colon,
+    /// A control character in a user name.
+    Control,
+    /// A group listed as a member of a group.
+    NestedGroup(PrincipalRef),
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => f.write_str("empty user name"),
+            NameError::Colon => f.write_str("a user name cannot contain ':'"),
+            NameError::Control => f.write_str("a user name cannot contain control characters"),
+            NameError::NestedGroup(m) => write!(
+                f,
+                "groups cannot contain other groups ({m}); list its users and certificates instead"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
 /// Checks a user name, for `[users.NAME]` and `user:NAME`: it must be non-empty, without
 /// ':' (HTTP Basic splits user and password at the first ':', so such a user could never
 /// log in) and without control characters (they could never be sent, and they would garble
 /// logs).
-pub fn check_user_name(name: &str) -> Result<(), String> {
+pub fn check_user_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        Err("empty user name".to_owned())
+        Err(NameError::Empty)
     } else if name.contains(':') {
-        Err("a user name cannot contain ':'".to_owned())
+        Err(NameError::Colon)
     } else if name.chars().any(char::is_control) {
-        Err("a user name cannot contain control characters".to_owned())
+        Err(NameError::Control)
     } else {
         Ok(())
     }
@@ -110,11 +139,9 @@ pub fn check_user_name(name: &str) -> Result<(), String> {
 /// Nested groups are not supported (no cycles, and an allow list stays readable with one
 /// level of indirection). The config module should report this error; [`Directory`]
 /// itself ignores such a member, so it grants nothing even if validation is skipped.
-pub fn check_group_member(member: &PrincipalRef) -> Result<(), String> {
+pub fn check_group_member(member: &PrincipalRef) -> Result<(), NameError> {
     match member {
-        PrincipalRef::Group(_) => Err(format!(
-            "groups cannot contain other groups ({member}); list its users and certificates instead"
-        )),
+        PrincipalRef::Group(_) => Err(NameError::NestedGroup(member.clone())),
         PrincipalRef::User(_) | PrincipalRef::Cert(_) => Ok(()),
     }
 }
@@ -438,7 +465,9 @@ mod tests {
             d.expand(&[r("group:outer")]),
             vec![Principal::User("carol".into())]
         );
-        let e = check_group_member(&r("group:clients")).unwrap_err();
+        let e = check_group_member(&r("group:clients"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("group:clients"), "{e}");
         assert!(check_group_member(&r("user:alice")).is_ok());
         assert!(check_group_member(&r("cert:c")).is_ok());

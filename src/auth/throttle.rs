@@ -130,9 +130,7 @@ impl FailureTable {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<ClientKey, Entry>> {
         // Every update leaves the map consistent, so a poisoned lock is still usable.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.entries)
     }
 
     /// An entry with no failures or lock-out left to remember at `now`: past the window,

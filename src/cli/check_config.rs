@@ -3,9 +3,9 @@
 
 use super::serve::ConfigArg;
 use super::Failure;
-use distpoint::config::{Config, TlsSettings};
+use distpoint::config::Config;
 use distpoint::integrity::published::PackageStore;
-use distpoint::tls;
+use distpoint::tls::{self, TlsSettings};
 use distpoint::vpath::Integrity;
 use rustls::sign::CertifiedKey;
 

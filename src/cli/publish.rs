@@ -12,7 +12,7 @@ pub struct PublishArgs {
     #[arg(required_unless_present = "gen_key")]
     pub dir: Option<PathBuf>,
     /// Chunk size in bytes.
-    #[arg(long, default_value_t = distpoint::config::DEFAULT_CHUNK_SIZE)]
+    #[arg(long, default_value_t = distpoint::integrity::DEFAULT_CHUNK_SIZE)]
     pub chunk_size: u64,
     /// Ed25519 private key (PKCS#8 PEM) to sign the manifest with.
     #[arg(long, value_name = "FILE")]

@@ -112,6 +112,14 @@ impl Conn {
         }
     }
 
+    /// True once the connection is closed (by either side).
+    pub fn is_closed(&self) -> bool {
+        match &self.sender {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+
     /// Send one request and wait for the response head.
     pub async fn send(
         &mut self,

@@ -10,6 +10,8 @@ mod raw;
 pub use error::{line_col, ConfigError};
 
 use crate::auth::{self, Directory, PrincipalRef};
+use crate::integrity::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use crate::tls::{TlsSettings, TlsVersion};
 use crate::vpath::{Integrity, Verify, Vpath, VpathTable};
 use raw::RawConfig;
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,13 +20,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
-
-/// Default chunk size for integrity: 1 MiB.
-pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
-/// Smallest chunk size accepted (4 KiB): smaller chunks make manifests huge.
-pub const MIN_CHUNK_SIZE: u64 = 4 << 10;
-/// Largest chunk size accepted (64 MiB): a chunk is read whole before sending.
-pub const MAX_CHUNK_SIZE: u64 = 64 << 20;
 
 /// One validated configuration snapshot. Immutable; swapped whole.
 #[derive(Debug)]
@@ -74,7 +69,28 @@ pub struct Limits {
     pub auth_failures_per_minute: u32,
     /// The longest such lock-out; repeated lock-outs double up to this.
     pub auth_lockout_max: Duration,
+    /// Bytes of verified chunks kept in memory for `verify = "cached"` (0: none).
+    pub chunk_cache_bytes: u64,
+    /// Bytes of file data that responses may hold in flight, server-wide.
+    pub max_inflight_bytes: u64,
 }
+
+/// Default `chunk_cache_bytes`: an eighth of the machine's memory, between
+/// 64 MiB and 4 GiB (64 MiB when the size cannot be read).
+pub fn default_chunk_cache_bytes() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024);
+    (total / 8).clamp(64 << 20, 4 << 30)
+}
+
+/// Default `max_inflight_bytes`: 256 MiB.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 256 << 20;
 
 impl Limits {
     /// The authenticator's failure-throttling settings.
@@ -99,42 +115,9 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(30),
             auth_failures_per_minute: auth::DEFAULT_FAILURES_PER_MINUTE,
             auth_lockout_max: auth::DEFAULT_LOCKOUT_MAX,
+            chunk_cache_bytes: default_chunk_cache_bytes(),
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
         }
-    }
-}
-
-/// Minimum TLS protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
-    /// TLS 1.2 and 1.3.
-    V1_2,
-    /// TLS 1.3 only.
-    V1_3,
-}
-
-/// `[tls]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsSettings {
-    /// Certificate chain file (absolute).
-    pub cert: PathBuf,
-    /// Private key file (absolute).
-    pub key: PathBuf,
-    /// Client CA file (absolute), enabling client-certificate identities.
-    pub client_ca: Option<PathBuf>,
-    /// Minimum protocol version.
-    pub min_version: TlsVersion,
-    /// Make development certificates when the files are missing.
-    pub dev_certs: bool,
-}
-
-impl TlsSettings {
-    /// True when dev certificates are enabled and some file is still missing.
-    pub fn dev_certs_missing(&self) -> bool {
-        self.dev_certs
-            && [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
-                .into_iter()
-                .flatten()
-                .any(|p| !p.exists())
     }
 }
 
@@ -175,14 +158,7 @@ impl Config {
         let listen: Vec<String> = self.server.listen.iter().map(|a| a.to_string()).collect();
         let _ = writeln!(out, "listen: {} (TLS only)", listen.join(", "));
         for vp in self.vpaths.iter() {
-            let integrity = match vp.integrity {
-                Integrity::Auto => "auto",
-                Integrity::Published => "published",
-            };
-            let verify = match vp.verify {
-                Verify::Cached => "cached",
-                Verify::Always => "always",
-            };
+            let (integrity, verify) = (vp.integrity.as_str(), vp.verify.as_str());
             let _ = writeln!(
                 out,
                 "{} -> {} (integrity {integrity}, verify {verify}, chunk {} bytes)",
@@ -227,6 +203,29 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.path, self.source, span, message)
+    }
+
+    /// One of a fixed set of spellings (`all[0]` when absent); the error lists them all.
+    fn choice<T: Copy>(
+        &self,
+        raw: &Option<Spanned<String>>,
+        key: &str,
+        all: &[T],
+        spelling: fn(T) -> &'static str,
+    ) -> Result<T, ConfigError> {
+        let Some(raw) = raw else { return Ok(all[0]) };
+        if let Some(v) = all.iter().find(|v| spelling(**v) == raw.get_ref()) {
+            return Ok(*v);
+        }
+        let names: Vec<String> = all.iter().map(|v| format!("{:?}", spelling(*v))).collect();
+        Err(self.err(
+            raw.span(),
+            format!(
+                "{key} must be {}, not {:?}",
+                names.join(" or "),
+                raw.get_ref()
+            ),
+        ))
     }
 
     fn path_of(&self, s: &Spanned<String>) -> Result<PathBuf, ConfigError> {
@@ -325,6 +324,14 @@ impl Validator<'_> {
                 10_000,
             )? as u32,
             auth_lockout_max: secs(&raw.auth_lockout_max_secs, d.auth_lockout_max, 86_400)?,
+            chunk_cache_bytes: num(&raw.chunk_cache_bytes, d.chunk_cache_bytes, 0, 1 << 40)?,
+            // At least one chunk of the largest size, so that any response can start.
+            max_inflight_bytes: num(
+                &raw.max_inflight_bytes,
+                d.max_inflight_bytes,
+                MAX_CHUNK_SIZE,
+                1 << 40,
+            )?,
         };
         Ok(ServerSettings {
             listen,
@@ -335,20 +342,12 @@ impl Validator<'_> {
 
     fn tls(&self, raw: Spanned<raw::RawTls>) -> Result<TlsSettings, ConfigError> {
         let raw = raw.into_inner();
-        let min_version = match raw
-            .min_version
-            .as_ref()
-            .map(|s| (s.get_ref().as_str(), s.span()))
-        {
-            None | Some(("1.2", _)) => TlsVersion::V1_2,
-            Some(("1.3", _)) => TlsVersion::V1_3,
-            Some((other, span)) => {
-                return Err(self.err(
-                    span,
-                    format!("min_version must be \"1.2\" or \"1.3\", not {other:?}"),
-                ))
-            }
-        };
+        let min_version = self.choice(
+            &raw.min_version,
+            "min_version",
+            TlsVersion::ALL,
+            TlsVersion::as_str,
+        )?;
         let settings = TlsSettings {
             cert: self.path_of(&raw.cert)?,
             key: self.path_of(&raw.key)?,
@@ -494,30 +493,9 @@ impl Validator<'_> {
                     ))
                 }
             };
-            let integrity = match v
-                .integrity
-                .as_ref()
-                .map(|s| (s.get_ref().as_str(), s.span()))
-            {
-                None | Some(("auto", _)) => Integrity::Auto,
-                Some(("published", _)) => Integrity::Published,
-                Some((other, span)) => {
-                    return Err(self.err(
-                        span,
-                        format!("integrity must be \"auto\" or \"published\", not {other:?}"),
-                    ))
-                }
-            };
-            let verify = match v.verify.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
-                None | Some(("cached", _)) => Verify::Cached,
-                Some(("always", _)) => Verify::Always,
-                Some((other, span)) => {
-                    return Err(self.err(
-                        span,
-                        format!("verify must be \"cached\" or \"always\", not {other:?}"),
-                    ))
-                }
-            };
+            let integrity =
+                self.choice(&v.integrity, "integrity", Integrity::ALL, Integrity::as_str)?;
+            let verify = self.choice(&v.verify, "verify", Verify::ALL, Verify::as_str)?;
             if !v.publisher_keys.is_empty() && integrity != Integrity::Published {
                 return Err(self.err(
                     v.publisher_keys[0].span(),

@@ -62,6 +62,12 @@ pub struct RawServer {
     /// Longest lock-out, in seconds, of a client over `auth_failures_per_minute`.
     #[serde(default)]
     pub auth_lockout_max_secs: Option<Spanned<u64>>,
+    /// Bytes of verified chunks kept in memory (`verify = "cached"`).
+    #[serde(default)]
+    pub chunk_cache_bytes: Option<Spanned<u64>>,
+    /// Bytes of file data all responses together may hold in flight.
+    #[serde(default)]
+    pub max_inflight_bytes: Option<Spanned<u64>>,
 }
 
 /// `[tls]`

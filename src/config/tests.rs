@@ -1,6 +1,7 @@
 //! Config parsing and validation: every error names file:line:col.
 
 use super::*;
+use crate::integrity::DEFAULT_CHUNK_SIZE;
 use std::fs;
 
 struct Fixture {

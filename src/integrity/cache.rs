@@ -1,162 +1,165 @@
 //! The verified-chunk cache behind `verify = "cached"`.
 //!
-//! # What it trusts, and why that is safe
+//! # What it holds, and why that is safe
 //!
-//! An entry says: "chunk *i* of the file with identity *I* (device, inode,
-//! size, mtime, ctime) was read and matched digest *d* of manifest *root*".
-//! A later send of that chunk skips the hash only if `fstat` on the open
-//! descriptor gives exactly *I* both **before and after** the bytes are read.
+//! An entry is the bytes of one chunk, keyed by their SHA-256, put there by
+//! the code that hashed *those very bytes* ([`Verified::check`] is the only
+//! way to make an entry). A send that finds its chunk's digest here sends
+//! the cached bytes: no byte leaves the server that was not hashed as itself.
 //!
-//! - Any write to the file updates its ctime, and the kernel does so *before*
-//!   it copies the new data in, so a write that could have touched the bytes
-//!   we read shows up in the second `fstat`.
-//! - ctime cannot be set from user space: `touch -d`/`utimensat` set mtime
-//!   (and atime) but stamp ctime with the current time. So an in-place change
-//!   that restores size and mtime still changes the identity, and the cache
-//!   misses: the chunk is hashed again before it is sent.
-//! - A rename-replace gives a new inode; a copy onto another device a new
-//!   device: both miss.
-//! - Timestamps are coarse (one clock tick), so two writes within one tick
-//!   can leave ctime unchanged ("racy git"). Chunks of a file whose ctime is
-//!   within [`RACY_WINDOW`] of the time of verification are therefore never
-//!   cached: such a file is hashed on every send until it has been quiet for
-//!   that long, and any write after an entry was made moves ctime to a later
-//!   tick than the one recorded.
+//! The earlier design trusted the file's identity (device, inode, size,
+//! mtime, ctime) to prove that bytes read later were the bytes hashed
+//! earlier. It cannot: a write through a shared memory mapping changes
+//! mtime/ctime only on a page's first write, so later writes before
+//! writeback leave the identity as it was. Bytes in memory cannot change
+//! under us; bytes on disk can.
 //!
-//! What it does not defend against: someone who can set the system clock
-//! back or write the block device underneath the file system (root on the
-//! server). `verify = "always"` exists for disks that are not trusted that far.
+//! Keyed by content, the cache is shared by every file and every path that
+//! holds the same chunk, and survives renames and republishes of identical
+//! content. A mismatch can never be cached, so nothing is invalidated on a
+//! change: chunks of the old version simply age out.
+//!
+//! # Memory
+//!
+//! Bounded by the total size of the cached chunks (`[server]
+//! chunk_cache_bytes`). The policy is quick_cache's CLOCK-Pro-like one, which
+//! resists scans: one large file read once does not flush the chunks that
+//! many clients ask for.
 
+use super::chunker::chunk_matches;
 use super::Digest;
-use crate::resolve::FileIdentity;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use bytes::Bytes;
+use quick_cache::sync::Cache;
+use quick_cache::Weighter;
 
-/// A file changed this recently is never trusted from the cache.
-pub const RACY_WINDOW: Duration = Duration::from_secs(2);
-
-/// Files remembered at most; beyond that the cache starts over (a bound on
-/// memory, not a correctness matter).
-const MAX_FILES: usize = 100_000;
-
-/// Whether `id` changed so recently that a further write might not move its ctime.
-pub fn is_racy(id: &FileIdentity) -> bool {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let ctime = Duration::new(
-        u64::try_from(id.ctime_sec).unwrap_or(0),
-        u32::try_from(id.ctime_nsec.clamp(0, 999_999_999)).unwrap_or(0),
-    );
-    // A ctime in the future (clock stepped back) is treated as racy too.
-    !matches!(now.checked_sub(ctime), Some(age) if age >= RACY_WINDOW)
+/// Bytes of one chunk that were hashed and matched `digest`.
+#[derive(Clone)]
+pub struct Verified {
+    digest: Digest,
+    bytes: Bytes,
 }
 
-struct Entry {
-    identity: FileIdentity,
-    root: Digest,
-    verified: Vec<u64>,
+impl Verified {
+    /// Hash `bytes`; `Some` only if they match `expected`.
+    pub fn check(bytes: Bytes, expected: &Digest) -> Option<Verified> {
+        chunk_matches(expected, &bytes).then(|| Verified {
+            digest: *expected,
+            bytes,
+        })
+    }
+
+    /// The verified bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The bytes, to send.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
 }
 
-/// Chunks known to match their manifest, per file version.
-#[derive(Default)]
+#[derive(Clone)]
+struct ByLen;
+
+impl Weighter<Digest, Bytes> for ByLen {
+    fn weight(&self, _key: &Digest, val: &Bytes) -> u64 {
+        // An empty chunk (never made: empty files have none) would weigh 0,
+        // which quick_cache treats as pinned; count every entry as at least 1.
+        (val.len() as u64).max(1)
+    }
+}
+
+/// Verified chunk bytes, by digest, within a byte budget.
 pub struct ChunkCache {
-    /// Keyed by (device, inode): a new identity of the same file replaces
-    /// the old entry, so stale versions are dropped, not accumulated.
-    files: Mutex<HashMap<(u64, u64), Entry>>,
+    inner: Option<Cache<Digest, Bytes, ByLen>>,
+    capacity: u64,
 }
 
 impl ChunkCache {
-    /// Whether chunk `index` was verified against `root` for exactly `identity`.
-    pub fn is_verified(&self, identity: &FileIdentity, root: &Digest, index: u64) -> bool {
-        let files = self.files.lock().expect("cache lock");
-        files
-            .get(&(identity.dev, identity.ino))
-            .filter(|e| e.identity == *identity && e.root == *root)
-            .and_then(|e| e.verified.get((index / 64) as usize))
-            .is_some_and(|word| word & (1 << (index % 64)) != 0)
+    /// A cache of at most `capacity` bytes of chunk data; 0 turns it off.
+    pub fn new(capacity: u64) -> Self {
+        // quick_cache sizes its tables from an estimate of the entry count;
+        // 256 KiB per chunk is a middle guess (chunks are 4 KiB to 64 MiB).
+        let estimated = (capacity / (256 << 10)).clamp(16, 1 << 20) as usize;
+        ChunkCache {
+            inner: (capacity > 0).then(|| Cache::with_weighter(estimated, capacity, ByLen)),
+            capacity,
+        }
     }
 
-    /// Record that chunk `index` of `identity` matched `root`'s digest. Does
-    /// nothing for a racy identity (see the module docs).
-    pub fn mark(&self, identity: &FileIdentity, root: &Digest, index: u64) {
-        if is_racy(identity) {
-            return;
-        }
-        let mut files = self.files.lock().expect("cache lock");
-        if files.len() >= MAX_FILES && !files.contains_key(&(identity.dev, identity.ino)) {
-            files.clear();
-        }
-        let entry = files
-            .entry((identity.dev, identity.ino))
-            .or_insert_with(|| Entry {
-                identity: *identity,
-                root: *root,
-                verified: Vec::new(),
-            });
-        if entry.identity != *identity || entry.root != *root {
-            *entry = Entry {
-                identity: *identity,
-                root: *root,
-                verified: Vec::new(),
-            };
-        }
-        let word = (index / 64) as usize;
-        if entry.verified.len() <= word {
-            entry.verified.resize(word + 1, 0);
-        }
-        entry.verified[word] |= 1 << (index % 64);
+    /// The verified bytes of the chunk whose digest is `digest`, if held.
+    pub fn get(&self, digest: &Digest) -> Option<Bytes> {
+        self.inner.as_ref()?.get(digest)
     }
 
-    /// Forget everything about the file `identity` belongs to.
-    pub fn forget(&self, identity: &FileIdentity) {
-        self.files
-            .lock()
-            .expect("cache lock")
-            .remove(&(identity.dev, identity.ino));
+    /// Keep `chunk` (it may be evicted at once if it does not fit).
+    pub fn insert(&self, chunk: &Verified) {
+        if let Some(c) = &self.inner {
+            if (chunk.bytes.len() as u64) <= self.capacity {
+                c.insert(chunk.digest, chunk.bytes.clone());
+            }
+        }
+    }
+
+    /// Bytes held now.
+    pub fn weight(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |c| c.weight())
+    }
+
+    /// The configured bound.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
     }
 }
+
+impl Default for ChunkCache {
+    fn default() -> Self {
+        ChunkCache::new(DEFAULT_CAPACITY)
+    }
+}
+
+/// Used when no config says otherwise (unit tests); the server's default
+/// depends on the machine (see `config`).
+const DEFAULT_CAPACITY: u64 = 64 << 20;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest as _, Sha256};
 
-    fn id(ctime_sec: i64) -> FileIdentity {
-        FileIdentity {
-            dev: 1,
-            ino: 2,
-            size: 3,
-            mtime_sec: 4,
-            mtime_nsec: 0,
-            ctime_sec,
-            ctime_nsec: 0,
+    fn digest(b: &[u8]) -> Digest {
+        Sha256::digest(b).into()
+    }
+
+    #[test]
+    fn only_bytes_that_hash_to_their_key_get_in() {
+        let c = ChunkCache::new(1 << 20);
+        let good = Bytes::from_static(b"chunk bytes");
+        let d = digest(&good);
+        assert!(Verified::check(Bytes::from_static(b"other bytes"), &d).is_none());
+        let v = Verified::check(good.clone(), &d).unwrap();
+        c.insert(&v);
+        assert_eq!(c.get(&d).unwrap(), good);
+        assert!(c.get(&digest(b"x")).is_none());
+    }
+
+    #[test]
+    fn the_budget_holds_whatever_is_inserted() {
+        let c = ChunkCache::new(64 << 10);
+        for i in 0..100u32 {
+            let b = Bytes::from(vec![i as u8; 4096]);
+            let d = digest(&b);
+            c.insert(&Verified::check(b, &d).unwrap());
+            assert!(c.weight() <= 64 << 10, "{} after {i}", c.weight());
         }
-    }
-
-    #[test]
-    fn entries_are_per_identity_and_root() {
-        let c = ChunkCache::default();
-        let old = id(1000);
-        c.mark(&old, &[1; 32], 70);
-        assert!(c.is_verified(&old, &[1; 32], 70));
-        assert!(!c.is_verified(&old, &[1; 32], 6));
-        assert!(!c.is_verified(&old, &[2; 32], 70));
-        let changed = id(1001);
-        assert!(!c.is_verified(&changed, &[1; 32], 70));
-        c.mark(&changed, &[1; 32], 0);
-        assert!(!c.is_verified(&old, &[1; 32], 70), "old version dropped");
-    }
-
-    #[test]
-    fn racy_files_are_not_cached() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let fresh = id(now.as_secs() as i64);
-        assert!(is_racy(&fresh));
-        let c = ChunkCache::default();
-        c.mark(&fresh, &[1; 32], 0);
-        assert!(!c.is_verified(&fresh, &[1; 32], 0));
-        assert!(is_racy(&id(now.as_secs() as i64 + 100)));
-        assert!(!is_racy(&id(1000)));
+        let big = Bytes::from(vec![1u8; 128 << 10]);
+        let d = digest(&big);
+        c.insert(&Verified::check(big, &d).unwrap());
+        assert!(c.get(&d).is_none(), "larger than the whole cache");
+        let off = ChunkCache::new(0);
+        let b = Bytes::from_static(b"y");
+        off.insert(&Verified::check(b.clone(), &digest(&b)).unwrap());
+        assert!(off.get(&digest(&b)).is_none());
     }
 }

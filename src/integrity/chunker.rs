@@ -10,6 +10,13 @@
 use super::Digest;
 use sha2::{Digest as _, Sha256};
 
+/// Default chunk size for integrity: 1 MiB.
+pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
+/// Smallest chunk size accepted (4 KiB): smaller chunks make manifests huge.
+pub const MIN_CHUNK_SIZE: u64 = 4 << 10;
+/// Largest chunk size accepted (64 MiB): a chunk is read whole before sending.
+pub const MAX_CHUNK_SIZE: u64 = 64 << 20;
+
 /// Cuts a stream of file bytes into chunks and hashes each.
 pub struct ChunkHasher {
     chunk_size: u64,

@@ -65,26 +65,18 @@ pub fn compute_file(file: &File, chunk_size: u64) -> std::io::Result<FileManifes
         });
         // The reader: this thread. Dropping the senders ends both hashers.
         let mut size = 0u64;
-        let read = (|| loop {
-            let mut buf = vec![0u8; BLOCK];
-            let mut filled = 0;
-            while filled < BLOCK {
-                match file.read_at(&mut buf[filled..], size + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+        let read = (|| -> std::io::Result<()> {
+            loop {
+                let buf = crate::io::read_at(file, size, BLOCK)?;
+                if buf.is_empty() {
+                    return Ok(());
                 }
-            }
-            if filled == 0 {
-                return Ok(());
-            }
-            buf.truncate(filled);
-            size += filled as u64;
-            let block = Arc::new(buf);
-            // A hasher only stops early by panicking; the join below reports it.
-            if to_whole.send(block.clone()).is_err() || to_chunks.send(block).is_err() {
-                return Ok(());
+                size += buf.len() as u64;
+                let block = Arc::new(buf);
+                // A hasher only stops early by panicking; the join below reports it.
+                if to_whole.send(block.clone()).is_err() || to_chunks.send(block).is_err() {
+                    return Ok(());
+                }
             }
         })();
         drop((to_whole, to_chunks));

@@ -50,7 +50,14 @@ impl fmt::Display for KeyError {
     }
 }
 
-impl std::error::Error for KeyError {}
+impl std::error::Error for KeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KeyError::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// A publisher's public key (32 raw bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

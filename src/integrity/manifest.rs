@@ -1,4 +1,4 @@
-//! The manifest formats of SPEC.md, their JSON forms, and hashing a file
+//! The manifest formats (README "Integrity"), their JSON forms, and hashing a file
 //! into a manifest.
 
 use super::chunker::ChunkHasher;
@@ -170,7 +170,7 @@ impl FileManifest {
         Ok(())
     }
 
-    /// The SPEC JSON form.
+    /// The JSON form clients get from `FILE?manifest`.
     pub fn to_json(&self) -> String {
         let j = FileManifestJson {
             size: self.size,
@@ -182,7 +182,7 @@ impl FileManifest {
         serde_json::to_string(&j).expect("manifest serializes")
     }
 
-    /// Parse and check the SPEC JSON form.
+    /// Parse and check the JSON form of `FILE?manifest`.
     pub fn from_json(text: &str) -> Result<FileManifest, ManifestError> {
         let j: FileManifestJson =
             serde_json::from_str(text).map_err(|e| ManifestError::Json(e.to_string()))?;

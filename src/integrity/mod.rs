@@ -1,6 +1,6 @@
 //! Integrity: chunk manifests, hashing and verification on send.
 //!
-//! SPEC.md "Integrity" is the contract: a file is cut into `chunk_size`
+//! The README's "Integrity" section is the contract: a file is cut into `chunk_size`
 //! chunks, each hashed with SHA-256; `root = SHA-256(d1 || … || dn)` over
 //! the raw digests is what a client is told out of band.
 //!
@@ -10,24 +10,29 @@
 
 pub mod cache;
 pub mod chunker;
+mod error;
 pub mod hashing;
 pub mod keys;
 pub mod manifest;
 pub mod metalink;
+pub mod modified;
 pub mod publish;
 pub mod published;
 pub mod quarantine;
 pub mod store;
 pub mod verify;
 
+pub use chunker::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+pub use error::IntegrityError;
 pub use manifest::{
     hex, parse_digest, sha256, Digest, FileManifest, ManifestError, PackageEntry, PackageManifest,
 };
 
-use crate::error::RequestError;
+use crate::http::Validators;
 use crate::resolve::{FileIdentity, ResolvedFile};
 use crate::vpath::{Integrity, Vpath};
 use cache::ChunkCache;
+use modified::LastModified;
 use published::{Package, PackageStore};
 use quarantine::Quarantine;
 use std::path::Path;
@@ -46,39 +51,58 @@ pub struct IntegrityState {
     pub packages: Arc<PackageStore>,
     /// Published files that failed verification.
     pub quarantine: Arc<Quarantine>,
+    /// The `Last-Modified` given to each path's content (never backwards).
+    pub modified: LastModified,
 }
 
-/// A file ready to be served: its manifest and its verifying body source.
+/// A file ready to be served: its manifest, the identity of the version
+/// opened, its validators, and its verifying body source.
 pub struct Prepared {
     /// The manifest every byte sent is checked against.
     pub manifest: Arc<FileManifest>,
+    /// The identity of the file that was opened (and that the manifest is for).
+    pub identity: FileIdentity,
+    /// `ETag` (from the manifest root) and `Last-Modified` of this version.
+    pub validators: Validators,
     /// Reads the file chunk by chunk, verified.
     pub source: Arc<VerifiedFile>,
 }
 
-fn internal(e: impl std::fmt::Display) -> RequestError {
-    RequestError::Internal(e.to_string())
+/// A strong validator for one file version: 128 bits of its manifest root,
+/// so the same bytes give the same ETag across restarts, inode changes and
+/// servers, and any change of content gives another.
+pub fn etag_of(m: &FileManifest) -> String {
+    format!("\"{}\"", &hex(&m.root)[..32])
+}
+
+/// `Repr-Digest` (RFC 9530) of the whole file.
+pub fn repr_digest(m: &FileManifest) -> String {
+    use base64::Engine;
+    format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(m.sha256)
+    )
 }
 
 impl IntegrityState {
-    /// State persisting under `state_dir`.
-    pub fn new(state_dir: &Path) -> Self {
-        let cache = Arc::new(ChunkCache::default());
+    /// State persisting under `state_dir`, keeping at most `cache_bytes` of
+    /// verified chunks in memory.
+    pub fn new(state_dir: &Path, cache_bytes: u64) -> Self {
         IntegrityState {
-            store: Arc::new(AutoStore::new(state_dir, cache.clone())),
-            cache,
+            store: Arc::new(AutoStore::new(state_dir)),
+            cache: Arc::new(ChunkCache::new(cache_bytes)),
             packages: Arc::default(),
             quarantine: Arc::new(Quarantine::load(state_dir)),
+            modified: LastModified::load(state_dir),
         }
     }
 
     /// The published package of `vpath`; `503` when it is unavailable.
-    pub async fn package(&self, vpath: &Arc<Vpath>) -> Result<Arc<Package>, RequestError> {
+    pub async fn package(&self, vpath: &Arc<Vpath>) -> Result<Arc<Package>, IntegrityError> {
         let (packages, vpath) = (self.packages.clone(), vpath.clone());
         tokio::task::spawn_blocking(move || packages.get(&vpath))
-            .await
-            .map_err(internal)?
-            .map_err(|_| RequestError::Unavailable("published manifest unavailable".into()))
+            .await?
+            .map_err(|cause| IntegrityError::Unavailable { cause })
     }
 
     /// The manifest of a resolved file and a verifying source to send it from.
@@ -89,9 +113,10 @@ impl IntegrityState {
         rest: &[String],
         resolved: ResolvedFile,
         label: &str,
-    ) -> Result<Prepared, RequestError> {
+    ) -> Result<Prepared, IntegrityError> {
         let file = Arc::new(resolved.file);
         let identity = resolved.identity;
+        let path = vpath.dir.join(rest.join("/"));
         let (manifest, trust) = match vpath.integrity {
             Integrity::Auto => {
                 let m = self
@@ -99,26 +124,23 @@ impl IntegrityState {
                     .get(&file, identity, vpath.chunk_size, label)
                     .await
                     .map_err(|e| match e {
-                        StoreError::Changed => {
-                            RequestError::Unavailable("file changed while being hashed".into())
-                        }
-                        StoreError::Io(e) => internal(e),
+                        StoreError::Changed => IntegrityError::Changed,
+                        StoreError::Io(e) => IntegrityError::Io(e),
                     })?;
                 let store = self.store.clone();
                 (m, Trust::Auto { store })
             }
             Integrity::Published => {
                 let package = self.package(vpath).await?;
-                let rel = rest.join("/");
                 let m = package
                     .files
-                    .get(&rel)
+                    .get(&rest.join("/"))
                     .cloned()
-                    .ok_or(RequestError::NotListed)?;
-                let path = vpath.dir.join(&rel);
+                    .ok_or(IntegrityError::NotListed)?;
                 self.check_quarantine(&path, &file, identity, &m, label)
                     .await?;
                 let quarantine = self.quarantine.clone();
+                let path = path.clone();
                 (m, Trust::Published { quarantine, path })
             }
         };
@@ -132,7 +154,12 @@ impl IntegrityState {
             label.to_string(),
         );
         Ok(Prepared {
+            validators: Validators {
+                etag: etag_of(&manifest),
+                last_modified: self.modified.of(&path, &manifest.root, identity.modified()),
+            },
             manifest,
+            identity,
             source: Arc::new(source),
         })
     }
@@ -146,7 +173,7 @@ impl IntegrityState {
         identity: FileIdentity,
         m: &Arc<FileManifest>,
         label: &str,
-    ) -> Result<(), RequestError> {
+    ) -> Result<(), IntegrityError> {
         let size_ok = identity.size == m.size;
         match self.quarantine.get(path) {
             None if size_ok => return Ok(()),
@@ -164,10 +191,10 @@ impl IntegrityState {
                 let chunk = self
                     .quarantine
                     .add(path.to_path_buf(), identity, m.root, None);
-                return Err(RequestError::Quarantined { chunk });
+                return Err(IntegrityError::Quarantined { chunk });
             }
             Some(r) if r.identity == identity && r.root == m.root => {
-                return Err(RequestError::Quarantined { chunk: r.chunk })
+                return Err(IntegrityError::Quarantined { chunk: r.chunk })
             }
             Some(_) => {}
         }
@@ -176,16 +203,11 @@ impl IntegrityState {
             let m = hashing::compute_file(&f, chunk_size)?;
             Ok::<_, std::io::Error>((m, FileIdentity::of(&f)?))
         })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
+        .await??;
         let (now, after) = computed;
         if size_ok && after == identity && now.chunks == m.chunks {
             self.quarantine.remove(path);
             info!(file = label, path = %path.display(), "content matches the published manifest again: quarantine lifted");
-            for i in 0..m.chunks.len() as u64 {
-                self.cache.mark(&identity, &m.root, i);
-            }
             return Ok(());
         }
         error!(
@@ -199,6 +221,6 @@ impl IntegrityState {
         let chunk = self
             .quarantine
             .add(path.to_path_buf(), after, m.root, bad.map(|i| i as u64));
-        Err(RequestError::Quarantined { chunk })
+        Err(IntegrityError::Quarantined { chunk })
     }
 }

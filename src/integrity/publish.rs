@@ -5,7 +5,7 @@ use super::hashing::compute_file;
 use super::keys::{KeyError, PrivateKey};
 use super::published::{MANIFEST_FILE, META_DIR, SIGNATURE_FILE};
 use super::{hex, sha256, Digest, FileManifest, PackageEntry, PackageManifest};
-use crate::config::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use super::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -39,7 +39,15 @@ impl fmt::Display for PublishError {
     }
 }
 
-impl std::error::Error for PublishError {}
+impl std::error::Error for PublishError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PublishError::Io(_, e) => Some(e),
+            PublishError::Key(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// What `publish` wrote.
 #[derive(Debug)]
@@ -106,7 +114,7 @@ fn hash_all(
                 let r = std::fs::File::open(path)
                     .and_then(|f| compute_file(&f, chunk_size))
                     .map_err(|e| PublishError::Io(path.clone(), e));
-                results.lock().expect("results lock")[i] = Some(r);
+                crate::sync::lock(&results)[i] = Some(r);
             });
         }
     });

@@ -8,9 +8,9 @@
 //! `publisher_keys`) not signed by one of the keys is unavailable as a whole;
 //! the reason is logged once per change, not per request.
 
-use super::keys::PublicKey;
-use super::{FileManifest, PackageManifest};
-use crate::config::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use super::keys::{KeyError, PublicKey};
+use super::{FileManifest, ManifestError, PackageManifest};
+use super::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use crate::resolve::FileIdentity;
 use crate::vpath::Vpath;
 use bytes::Bytes;
@@ -37,13 +37,84 @@ pub struct Package {
     pub files: HashMap<String, Arc<FileManifest>>,
 }
 
+/// Why a published path's manifest cannot be used; the path is then `503`.
+#[derive(Debug)]
+pub enum PackageError {
+    /// A manifest, signature or key file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `publisher_keys` is set and there is no signature file.
+    MissingSignature(PathBuf),
+    /// A publisher key could not be loaded.
+    Key(KeyError),
+    /// The signature verifies with none of the publisher keys.
+    BadSignature(PathBuf),
+    /// `manifest.json` is not a valid package manifest.
+    Invalid {
+        /// The manifest file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A manifest format version this server does not know.
+    Version(u32),
+    /// A chunk size outside the supported limits.
+    ChunkSize(u64),
+    /// One file entry is inconsistent.
+    Entry {
+        /// Its relative path.
+        rel: String,
+        /// What is wrong.
+        source: ManifestError,
+    },
+}
+
+impl std::fmt::Display for PackageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PackageError::Read { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            PackageError::MissingSignature(p) => {
+                write!(f, "{} is missing (publisher_keys is set)", p.display())
+            }
+            PackageError::Key(e) => write!(f, "publisher key: {e}"),
+            PackageError::BadSignature(p) => {
+                write!(f, "{} does not verify with any publisher key", p.display())
+            }
+            PackageError::Invalid { path, source } => {
+                write!(f, "invalid {}: {source}", path.display())
+            }
+            PackageError::Version(v) => write!(f, "unsupported manifest version {v}"),
+            PackageError::ChunkSize(c) => write!(f, "unsupported chunk_size {c}"),
+            PackageError::Entry { rel, source } => write!(f, "entry {rel:?}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for PackageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PackageError::Read { source, .. } => Some(source),
+            PackageError::Key(e) => Some(e),
+            PackageError::Invalid { source, .. } => Some(source),
+            PackageError::Entry { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
 type Stamp = Vec<Option<FileIdentity>>;
 /// A path's folder and its publisher keys.
 type PackageKey = (PathBuf, Vec<PathBuf>);
 
 struct Loaded {
     stamp: Stamp,
-    result: Result<Arc<Package>, String>,
+    result: Result<Arc<Package>, Arc<PackageError>>,
 }
 
 /// Loaded packages, one per path folder.
@@ -61,7 +132,7 @@ fn stat(path: &Path) -> Option<FileIdentity> {
 impl PackageStore {
     /// The package of `vpath`, or why the path is unavailable. Blocking
     /// (a few `stat`s; a read when something changed).
-    pub fn get(&self, vpath: &Vpath) -> Result<Arc<Package>, String> {
+    pub fn get(&self, vpath: &Vpath) -> Result<Arc<Package>, Arc<PackageError>> {
         let meta = vpath.dir.join(META_DIR);
         let files: Vec<PathBuf> = [meta.join(MANIFEST_FILE), meta.join(SIGNATURE_FILE)]
             .into_iter()
@@ -69,12 +140,12 @@ impl PackageStore {
             .collect();
         let stamp: Stamp = files.iter().map(|p| stat(p)).collect();
         let key = (vpath.dir.clone(), vpath.publisher_keys.clone());
-        if let Some(l) = self.loaded.lock().expect("package lock").get(&key) {
+        if let Some(l) = crate::sync::lock(&self.loaded).get(&key) {
             if l.stamp == stamp {
                 return l.result.clone();
             }
         }
-        let result = load(vpath, &meta).map(Arc::new);
+        let result = load(vpath, &meta).map(Arc::new).map_err(Arc::new);
         match &result {
             Ok(p) => info!(
                 vpath = %vpath.url,
@@ -88,53 +159,60 @@ impl PackageStore {
             stamp,
             result: result.clone(),
         });
-        self.loaded
-            .lock()
-            .expect("package lock")
-            .insert(key, loaded);
+        crate::sync::lock(&self.loaded).insert(key, loaded);
         result
     }
 }
 
-fn load(vpath: &Vpath, meta: &Path) -> Result<Package, String> {
+fn load(vpath: &Vpath, meta: &Path) -> Result<Package, PackageError> {
     let manifest_path = meta.join(MANIFEST_FILE);
-    let bytes = std::fs::read(&manifest_path)
-        .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
+    let bytes = std::fs::read(&manifest_path).map_err(|source| PackageError::Read {
+        path: manifest_path.clone(),
+        source,
+    })?;
     let sig_path = meta.join(SIGNATURE_FILE);
     let signature = match std::fs::read(&sig_path) {
         Ok(s) => Some(s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("cannot read {}: {e}", sig_path.display())),
+        Err(source) => {
+            return Err(PackageError::Read {
+                path: sig_path,
+                source,
+            })
+        }
     };
     if !vpath.publisher_keys.is_empty() {
         let sig = signature
             .as_deref()
-            .ok_or_else(|| format!("{} is missing (publisher_keys is set)", sig_path.display()))?;
+            .ok_or_else(|| PackageError::MissingSignature(sig_path.clone()))?;
         let mut keys = Vec::new();
         for k in &vpath.publisher_keys {
-            keys.push(PublicKey::load(k).map_err(|e| format!("publisher key: {e}"))?);
+            keys.push(PublicKey::load(k).map_err(PackageError::Key)?);
         }
         if !keys.iter().any(|k| k.verify(&bytes, sig)) {
-            return Err(format!(
-                "{} does not verify with any publisher key",
-                sig_path.display()
-            ));
+            return Err(PackageError::BadSignature(sig_path));
         }
     }
-    let manifest: PackageManifest = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("invalid {}: {e}", manifest_path.display()))?;
+    let manifest: PackageManifest =
+        serde_json::from_slice(&bytes).map_err(|source| PackageError::Invalid {
+            path: manifest_path.clone(),
+            source,
+        })?;
     if manifest.version != 1 {
-        return Err(format!("unsupported manifest version {}", manifest.version));
+        return Err(PackageError::Version(manifest.version));
     }
     if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&manifest.chunk_size) {
-        return Err(format!("unsupported chunk_size {}", manifest.chunk_size));
+        return Err(PackageError::ChunkSize(manifest.chunk_size));
     }
     let mut files = HashMap::new();
     for rel in manifest.files.keys() {
         let m = manifest
             .file(rel)
             .expect("listed")
-            .map_err(|e| format!("entry {rel:?}: {e}"))?;
+            .map_err(|source| PackageError::Entry {
+                rel: rel.clone(),
+                source,
+            })?;
         files.insert(rel.clone(), Arc::new(m));
     }
     Ok(Package {

@@ -183,7 +183,7 @@ impl Quarantine {
         root: Digest,
         chunk: Option<u64>,
     ) -> Option<u64> {
-        let mut files = self.files.lock().expect("quarantine lock");
+        let mut files = crate::sync::lock(&self.files);
         let old = files.get(&path).copied();
         let chunk = match old {
             Some(o) if o.identity == identity && o.root == root => match (o.chunk, chunk) {
@@ -206,16 +206,12 @@ impl Quarantine {
 
     /// The record of `path`, if quarantined.
     pub fn get(&self, path: &Path) -> Option<Record> {
-        self.files
-            .lock()
-            .expect("quarantine lock")
-            .get(path)
-            .copied()
+        crate::sync::lock(&self.files).get(path).copied()
     }
 
     /// Lift the quarantine of `path`.
     pub fn remove(&self, path: &Path) -> bool {
-        let mut files = self.files.lock().expect("quarantine lock");
+        let mut files = crate::sync::lock(&self.files);
         let removed = files.remove(path).is_some();
         if removed {
             self.save(&files);

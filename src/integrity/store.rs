@@ -7,7 +7,6 @@
 //! disk bandwidth on content nobody asks for; the persisted manifests make
 //! the wait a one-time cost per file version, across restarts.
 
-use super::cache::{is_racy, ChunkCache};
 use super::hashing::compute_file;
 use super::{hex, sha256, FileManifest};
 use crate::resolve::FileIdentity;
@@ -16,7 +15,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
@@ -38,7 +37,33 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io(e) => Some(e),
+            StoreError::Changed => None,
+        }
+    }
+}
+
+/// A file changed this recently may change again without its identity
+/// moving (timestamps are coarse: "racy git"), so its manifest is kept in
+/// memory only, never persisted under its identity.
+pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+/// The time of day, injectable so that tests need not wait out [`RACY_WINDOW`].
+pub type Clock = fn() -> SystemTime;
+
+/// Whether `id` changed within [`RACY_WINDOW`] of `now` (or in its future:
+/// a clock stepped back).
+pub fn is_racy(id: &FileIdentity, now: SystemTime) -> bool {
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let ctime = Duration::new(
+        u64::try_from(id.ctime_sec).unwrap_or(0),
+        u32::try_from(id.ctime_nsec.clamp(0, 999_999_999)).unwrap_or(0),
+    );
+    !matches!(now.checked_sub(ctime), Some(age) if age >= RACY_WINDOW)
+}
 
 type Cell = Arc<OnceCell<Arc<FileManifest>>>;
 /// Files remembered in memory at most (a bound on memory, not correctness).
@@ -49,8 +74,7 @@ type SlotKey = (u64, u64, u64);
 /// Manifests of auto-mode files.
 pub struct AutoStore {
     dir: PathBuf,
-    /// Chunks just hashed for a manifest count as verified for that identity.
-    cache: Arc<ChunkCache>,
+    clock: Clock,
     /// (device, inode, chunk size) → the latest version seen and its manifest.
     slots: Mutex<HashMap<SlotKey, (FileIdentity, Cell)>>,
     reused: AtomicU64,
@@ -70,16 +94,21 @@ fn key_of(id: &FileIdentity, chunk_size: u64) -> String {
 }
 
 impl AutoStore {
-    /// A store persisting under `state_dir/manifests`, marking the chunks
-    /// it hashes as verified in `cache`.
-    pub fn new(state_dir: &Path, cache: Arc<ChunkCache>) -> Self {
+    /// A store persisting under `state_dir/manifests`.
+    pub fn new(state_dir: &Path) -> Self {
         AutoStore {
             dir: state_dir.join("manifests"),
-            cache,
+            clock: SystemTime::now,
             slots: Mutex::new(HashMap::new()),
             reused: AtomicU64::new(0),
             hashed: AtomicU64::new(0),
         }
+    }
+
+    /// The same store, telling the time with `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Manifests taken from `state_dir` instead of hashing (since start).
@@ -102,7 +131,7 @@ impl AutoStore {
         label: &str,
     ) -> Result<Arc<FileManifest>, StoreError> {
         let cell = {
-            let mut slots = self.slots.lock().expect("store lock");
+            let mut slots = crate::sync::lock(&self.slots);
             if slots.len() >= MAX_FILES {
                 // Deleted files leave entries behind; start over rather than grow.
                 slots.clear();
@@ -159,11 +188,6 @@ impl AutoStore {
             return Err(StoreError::Changed);
         }
         self.hashed.fetch_add(1, Ordering::Relaxed);
-        // These bytes were hashed moments ago under an identity that did not
-        // change meanwhile: the first send need not hash them again.
-        for i in 0..m.chunks.len() as u64 {
-            self.cache.mark(&identity, &m.root, i);
-        }
         info!(
             file = label,
             bytes = m.size,
@@ -173,7 +197,7 @@ impl AutoStore {
         // A file changed within the last clock ticks could change again
         // without its identity moving: keep that manifest in memory only
         // (every send is still hashed against it), never on disk.
-        if !is_racy(&identity) {
+        if !is_racy(&identity, (self.clock)()) {
             if let Err(e) = self.persist(&path, &m) {
                 warn!(file = label, "cannot persist manifest: {e}");
             }
@@ -190,7 +214,7 @@ impl AutoStore {
 
     /// Drop the manifest of `identity` (its content did not match it).
     pub fn invalidate(&self, identity: &FileIdentity, chunk_size: u64) {
-        let mut slots = self.slots.lock().expect("store lock");
+        let mut slots = crate::sync::lock(&self.slots);
         let key = (identity.dev, identity.ino, chunk_size);
         if slots.get(&key).is_some_and(|s| s.0 == *identity) {
             slots.remove(&key);

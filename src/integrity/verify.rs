@@ -6,11 +6,15 @@
 //! still reads and hashes the whole chunk and returns only the bytes asked
 //! for. A mismatch returns [`BodyError::Integrity`]; the body then ends and
 //! the client sees the response cut short.
+//!
+//! With `verify = "cached"`, a chunk whose digest is in the verified-chunk
+//! cache is sent from there: those bytes were hashed as themselves (see
+//! [`super::cache`]), so nothing is read from the disk, whatever it holds now.
 
-use super::cache::ChunkCache;
+use super::cache::{ChunkCache, Verified};
 use super::quarantine::Quarantine;
 use super::store::AutoStore;
-use super::{sha256, FileManifest};
+use super::FileManifest;
 use crate::body::{read_exact_at, BlockSource, BodyError};
 use crate::resolve::FileIdentity;
 use crate::vpath::Verify;
@@ -73,17 +77,12 @@ impl VerifiedFile {
         }
     }
 
-    /// Identity of the file when it was opened.
-    pub fn identity(&self) -> FileIdentity {
-        self.expected
-    }
-
     fn fstat(&self) -> Result<FileIdentity, BodyError> {
         FileIdentity::of(&self.file).map_err(BodyError::Io)
     }
 
     fn changed(&self) -> BodyError {
-        BodyError::Cut("file changed on disk during the transfer".into())
+        BodyError::Changed
     }
 
     /// A chunk did not match: act by mode and return the body error.
@@ -96,7 +95,6 @@ impl VerifiedFile {
                     "chunk does not match the file's manifest: file changed, transfer cut"
                 );
                 store.invalidate(&self.expected, self.manifest.chunk_size);
-                self.cache.forget(&now);
                 self.changed()
             }
             Trust::Published { quarantine, path } => {
@@ -108,34 +106,60 @@ impl VerifiedFile {
                      transfer cut, file quarantined"
                 );
                 quarantine.add(path.clone(), now, self.manifest.root, Some(chunk));
-                self.cache.forget(&now);
                 BodyError::Integrity { chunk }
             }
         }
     }
 }
 
+impl VerifiedFile {
+    /// Auto mode: the file must still be the version the manifest is for.
+    fn check_version(&self) -> Result<FileIdentity, BodyError> {
+        let now = self.fstat()?;
+        if matches!(self.trust, Trust::Auto { .. }) && now != self.expected {
+            return Err(self.changed());
+        }
+        Ok(now)
+    }
+
+    /// `len` bytes at `offset` of a verified chunk that starts at `start`.
+    /// A small piece of a large chunk is copied out, so that it does not
+    /// keep the whole chunk's buffer alive while it waits to be sent.
+    fn piece(chunk: Bytes, start: u64, offset: u64, len: usize) -> Bytes {
+        let from = (offset - start) as usize;
+        if len < chunk.len() / 4 {
+            Bytes::copy_from_slice(&chunk[from..from + len])
+        } else {
+            chunk.slice(from..from + len)
+        }
+    }
+}
+
 impl BlockSource for VerifiedFile {
+    fn read_cached(&self, offset: u64, len: usize) -> Option<Result<Bytes, BodyError>> {
+        if self.verify != Verify::Cached {
+            return None;
+        }
+        let m = &self.manifest;
+        let chunk = offset / m.chunk_size;
+        let bytes = self.cache.get(m.chunks.get(chunk as usize)?)?;
+        // The bytes are the ones that were hashed; in auto mode the file must
+        // still be the version they belong to (a new version cuts).
+        Some(
+            self.check_version()
+                .map(|_| Self::piece(bytes, m.chunk_range(chunk).0, offset, len)),
+        )
+    }
+
     fn read(&self, offset: u64, len: usize) -> Result<Bytes, BodyError> {
+        if let Some(answer) = self.read_cached(offset, len) {
+            return answer;
+        }
         let m = &self.manifest;
         let chunk = offset / m.chunk_size;
         let (start, end) = m.chunk_range(chunk);
         let auto = matches!(self.trust, Trust::Auto { .. });
-        let before = self.fstat()?;
-        if auto && before != self.expected {
-            return Err(self.changed());
-        }
-        if self.verify == Verify::Cached && self.cache.is_verified(&before, &m.root, chunk) {
-            let bytes = read_exact_at(&self.file, offset, len)?;
-            // Unchanged identity after the read means no write touched these
-            // bytes (see `cache` for why ctime guarantees that).
-            if self.fstat()? == before {
-                return Ok(bytes);
-            }
-            if auto {
-                return Err(self.changed());
-            }
-        }
+        let before = self.check_version()?;
         let data = match read_exact_at(&self.file, start, (end - start) as usize) {
             Ok(d) => d,
             // A published file shorter than its manifest has been tampered with.
@@ -147,14 +171,13 @@ impl BlockSource for VerifiedFile {
             .chunks
             .get(chunk as usize)
             .ok_or(BodyError::Truncated { offset })?;
-        if sha256(&data) != *digest {
+        let Some(verified) = Verified::check(data, digest) else {
             return Err(self.mismatch(chunk, self.fstat().unwrap_or(before)));
+        };
+        if self.verify == Verify::Cached {
+            self.cache.insert(&verified);
         }
-        if self.verify == Verify::Cached && self.fstat()? == before {
-            self.cache.mark(&before, &m.root, chunk);
-        }
-        let from = (offset - start) as usize;
-        Ok(data.slice(from..from + len))
+        Ok(Self::piece(verified.into_bytes(), start, offset, len))
     }
 
     fn block_size(&self) -> u64 {
@@ -172,7 +195,8 @@ mod tests {
     fn setup(verify: Verify) -> (tempfile::TempDir, Vec<u8>, VerifiedFile, Arc<Quarantine>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let data: Vec<u8> = (0..3 * C + 100).map(|i| (i * 13 % 256) as u8).collect();
+        // Period 251: no two chunks are alike (the cache is keyed by content).
+        let data: Vec<u8> = (0..3 * C + 100).map(|i| (i * 13 % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         let file = File::open(&path).unwrap();
         let identity = FileIdentity::of(&file).unwrap();
@@ -204,6 +228,41 @@ mod tests {
             &data[C as usize + 1..2 * C as usize]
         );
         assert_eq!(&v.read(3 * C, 100).unwrap()[..], &data[3 * C as usize..]);
+    }
+
+    #[test]
+    fn a_cached_chunk_is_sent_as_it_was_hashed_whatever_the_disk_holds_now() {
+        let (d, data, v, q) = setup(Verify::Cached);
+        assert_eq!(
+            &v.read(C, 10).unwrap()[..],
+            &data[C as usize..C as usize + 10]
+        );
+        // A change the file's identity may not show (a write through a
+        // shared mapping leaves mtime and ctime alone after the first).
+        let w = File::options()
+            .write(true)
+            .open(d.path().join("f"))
+            .unwrap();
+        w.write_all_at(b"XXXX", C).unwrap();
+        assert_eq!(
+            &v.read(C, 10).unwrap()[..],
+            &data[C as usize..C as usize + 10],
+            "the verified bytes, not the disk's"
+        );
+        assert!(q.get(&d.path().join("f")).is_none());
+        // Without the cache, the changed chunk is read, fails, and is refused.
+        let (d, _, v, q) = setup(Verify::Always);
+        let w = File::options()
+            .write(true)
+            .open(d.path().join("f"))
+            .unwrap();
+        assert!(v.read(C, 10).is_ok());
+        w.write_all_at(b"XXXX", C).unwrap();
+        assert!(matches!(
+            v.read(C, 10),
+            Err(BodyError::Integrity { chunk: 1 })
+        ));
+        assert!(q.get(&d.path().join("f")).is_some());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::auth::PrincipalRef;
 use crate::config::Config;
-use crate::vpath::{Integrity, Vpath};
+use crate::vpath::Vpath;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The differences between a running config and its replacement.
@@ -131,20 +131,13 @@ fn list(refs: &[PrincipalRef]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-fn integrity(i: Integrity) -> &'static str {
-    match i {
-        Integrity::Auto => "auto",
-        Integrity::Published => "published",
-    }
-}
-
 fn describe(vp: &Vpath) -> String {
     format!(
         "dir {}, anonymous {}, allow {}, integrity {}",
         vp.dir.display(),
         vp.anonymous,
         list(&vp.allow),
-        integrity(vp.integrity)
+        vp.integrity.as_str()
     )
 }
 
@@ -162,12 +155,16 @@ fn changes(a: &Vpath, b: &Vpath) -> String {
     if a.integrity != b.integrity {
         out.push(format!(
             "integrity {} -> {}",
-            integrity(a.integrity),
-            integrity(b.integrity)
+            a.integrity.as_str(),
+            b.integrity.as_str()
         ));
     }
     if a.verify != b.verify {
-        out.push(format!("verify {:?} -> {:?}", a.verify, b.verify));
+        out.push(format!(
+            "verify {} -> {}",
+            a.verify.as_str(),
+            b.verify.as_str()
+        ));
     }
     if a.chunk_size != b.chunk_size {
         out.push(format!("chunk_size {} -> {}", a.chunk_size, b.chunk_size));

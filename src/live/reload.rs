@@ -7,7 +7,7 @@
 
 use super::diff::ConfigDiff;
 use crate::config::Config;
-use crate::server::ServerState;
+use crate::state::Runtime;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{error, info, warn};
@@ -28,8 +28,8 @@ pub enum Outcome {
 
 /// Read the config file again and apply it if it validates. `since` is when
 /// the change was first noticed, to log how long it took to be in force.
-pub async fn reload_config(state: &ServerState, why: &str, since: Instant) -> Outcome {
-    let path = state.config.load().path.clone();
+pub async fn reload_config(state: &Runtime, why: &str, since: Instant) -> Outcome {
+    let path = state.shared.config.load().path.clone();
     let loaded = {
         let path = path.clone();
         // Reading and validating touches the disk (certificate files, dirs).
@@ -46,7 +46,7 @@ pub async fn reload_config(state: &ServerState, why: &str, since: Instant) -> Ou
             return Outcome::Rejected;
         }
     };
-    let old = state.config.load_full();
+    let old = state.shared.config.load_full();
     let diff = ConfigDiff::between(&old, &new);
     if diff.tls_changed {
         if let Err(e) = state.tls.reload(&new.tls) {
@@ -56,7 +56,7 @@ pub async fn reload_config(state: &ServerState, why: &str, since: Instant) -> Ou
         }
     }
     let new = Arc::new(new);
-    state.config.store(new.clone());
+    state.shared.config.store(new.clone());
     state.listen.send_if_modified(|listen| {
         let changed = *listen != new.server.listen;
         if changed {
@@ -64,7 +64,7 @@ pub async fn reload_config(state: &ServerState, why: &str, since: Instant) -> Ou
         }
         changed
     });
-    let cut = state.transfers.revoke(&new, &diff.new_passwords);
+    let cut = state.shared.transfers.revoke(&new, &diff.new_passwords);
     let ms = since.elapsed().as_millis();
     if diff.is_empty() {
         info!(target: "distpoint::live", "config reloaded ({why}): no changes, in force after {ms} ms");
@@ -89,8 +89,8 @@ pub async fn reload_config(state: &ServerState, why: &str, since: Instant) -> Ou
 
 /// Load the certificate, key and client CA again with the running settings.
 /// A broken or mismatched file keeps the old material.
-pub fn reload_tls(state: &ServerState, why: &str) {
-    let settings = state.config.load().tls.clone();
+pub fn reload_tls(state: &Runtime, why: &str) {
+    let settings = state.shared.config.load().tls.clone();
     match state.tls.reload(&settings) {
         Ok(change) => {
             if let Some(fp) = &change.new_cert {

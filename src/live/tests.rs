@@ -1,10 +1,10 @@
 //! Unit tests: what a new config revokes, what the diff says, TLS reloads.
 
-use super::certs::TlsState;
 use super::diff::ConfigDiff;
-use super::registry::{Authority, Revoked, TransferRegistry};
 use crate::auth::Identity;
+use crate::body::CutSignal;
 use crate::config::Config;
+use crate::state::{Authority, Revoked, TlsState, TransferRegistry};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
@@ -156,7 +156,7 @@ async fn registry_cuts_only_revoked_transfers_and_forgets_dropped_ones() {
     assert!(bob.poll_cut(&mut cx).is_pending());
 
     // A cut transfer still registered after the grace closes its connection.
-    tokio::time::sleep(super::registry::CLOSE_GRACE * 2).await;
+    tokio::time::sleep(crate::state::registry::CLOSE_GRACE * 2).await;
     assert!(conn.is_cancelled());
     drop((alice, bob));
     assert!(reg.is_empty());

@@ -9,7 +9,7 @@
 //! `DISTPOINT_WATCH=poll` asks for polling from the start.
 
 use super::reload::{reload_config, reload_tls};
-use crate::server::ServerState;
+use crate::state::Runtime;
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{Event, RecursiveMode, Watcher};
 use std::collections::BTreeSet;
@@ -36,8 +36,8 @@ struct Watched {
 }
 
 impl Watched {
-    fn of(state: &ServerState) -> Watched {
-        let config = state.config.load();
+    fn of(state: &Runtime) -> Watched {
+        let config = state.shared.config.load();
         let t = &config.tls;
         let tls: Vec<PathBuf> = [Some(&t.cert), Some(&t.key), t.client_ca.as_ref()]
             .into_iter()
@@ -67,7 +67,7 @@ struct Touched {
 /// Start watching; runs until `shutdown`. `hangup` is the `SIGHUP` stream,
 /// installed before the server announced itself so a early `SIGHUP` cannot
 /// kill it.
-pub fn spawn(state: Arc<ServerState>, hangup: Signal, shutdown: CancellationToken) {
+pub fn spawn(state: Arc<Runtime>, hangup: Signal, shutdown: CancellationToken) {
     let (tx, rx) = unbounded_channel();
     // Watch before returning, so that a change made right after the server
     // announced itself is seen.
@@ -187,7 +187,7 @@ fn update_watches(watcher: &mut dyn Watcher, have: &mut BTreeSet<PathBuf>, want:
 }
 
 async fn run(
-    state: Arc<ServerState>,
+    state: Arc<Runtime>,
     mut w: Watching,
     mut rx: UnboundedReceiver<Vec<PathBuf>>,
     mut hangup: Signal,

@@ -173,9 +173,19 @@ impl Server {
 
     /// Wait until the log contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_log_count(needle, 1, timeout)
+    }
+
+    /// How many times the log contains `needle` so far.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// Wait until the log contains `needle` at least `n` times.
+    pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
-            if self.log().contains(needle) {
+            if self.log_count(needle) >= n {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -285,6 +295,47 @@ pub async fn fetch(
 }
 
 /// The server's resident set size in KiB (Linux).
+/// Bytes the process has read through `read`/`pread` so far (`rchar`):
+/// tells a test that the server has read ahead without timing it.
+pub fn read_bytes(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// Bytes queued for sending on each established TCP connection whose local
+/// port is `port` (the server's side of its connections), from
+/// `/proc/net/tcp{,6}`: tells a test that the server has filled a client's
+/// socket buffers, without timing it.
+pub fn send_queues(port: u16) -> Vec<u64> {
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(queues)) = (f.get(1), f.get(3), f.get(4)) else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && *state == "01" {
+                let tx = queues
+                    .split(':')
+                    .next()
+                    .and_then(|q| u64::from_str_radix(q, 16).ok());
+                out.push(tx.unwrap_or(0));
+            }
+        }
+    }
+    out
+}
+
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status

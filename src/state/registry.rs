@@ -1,14 +1,17 @@
 //! Running transfers and what authorized each of them.
 //!
+//! The registry is runtime state shared by the request pipeline (which
+//! registers every body) and the live reload (which revokes).
+//!
 //! Every response body registers here with its [`Authority`]: the path it was
 //! routed to, that path's folder, and the identity that was let in. After a
 //! config swap, [`TransferRegistry::revoke`] re-checks every entry against the
 //! new config and cuts those the new config would refuse. The entry goes away
 //! when the body is dropped (finished, cut, or abandoned).
 
-use crate::auth::{AuthError, Identity};
+use crate::auth::Identity;
+use crate::body::CutSignal;
 use crate::config::Config;
-use crate::error::RequestError;
 use crate::vpath::Vpath;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -123,24 +126,6 @@ impl std::fmt::Display for Revoked {
 
 impl std::error::Error for Revoked {}
 
-impl From<Revoked> for RequestError {
-    /// A request whose config changed between its authorization and its
-    /// response gets what the new config answers (or `503` to retry when the
-    /// path now serves other content).
-    fn from(r: Revoked) -> RequestError {
-        match r {
-            Revoked::PathRemoved(_) => RequestError::NoRoute,
-            Revoked::NoLongerAnonymous(_) => RequestError::NoCredentials,
-            Revoked::NotAllowed(..) => RequestError::NotAllowed,
-            Revoked::UserRemoved(_) => RequestError::BadCredentials(AuthError::UnknownUser),
-            Revoked::PasswordChanged(_) => RequestError::BadCredentials(AuthError::WrongPassword),
-            Revoked::Rerouted(..) | Revoked::DirChanged(_) => {
-                RequestError::Unavailable(format!("config changed during the request: {r}"))
-            }
-        }
-    }
-}
-
 struct Entry {
     authority: Authority,
     cut: CancellationToken,
@@ -157,9 +142,7 @@ struct Inner {
 
 impl Inner {
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
-        // A panic while holding the lock cannot leave the map inconsistent
-        // (every update is one insert or remove), so a poisoned lock is usable.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.entries)
     }
 }
 
@@ -243,39 +226,38 @@ pub struct TransferGuard {
     started: bool,
 }
 
-impl TransferGuard {
-    /// Ready with the reason once the transfer has been cut; registers the
-    /// waker so that a cut wakes the body even between reads.
+impl CutSignal for TransferGuard {
+    /// Ready with the reason once the transfer has been cut.
     ///
     /// A body that has not sent its first block yet is never cut: it was
     /// authorized and answered under the config in force when it started,
     /// and it sends that one block (then is cut before the next). Cutting it
     /// earlier would turn a complete small answer into a reset HTTP/2 stream
     /// whose headers never arrive, or a closed HTTP/1.1 connection.
-    pub fn poll_cut(&mut self, cx: &mut Context<'_>) -> Poll<String> {
+    fn poll_cut(&mut self, cx: &mut Context<'_>) -> Poll<String> {
         if !self.started {
             return Poll::Pending;
         }
         match self.cut.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(format!(
-                "access revoked by a config change: {}",
-                self.reason.get().map(String::as_str).unwrap_or("unknown")
-            )),
+            Poll::Ready(()) => Poll::Ready(
+                self.reason()
+                    .unwrap_or_else(|| "access revoked by a config change: unknown".to_string()),
+            ),
             Poll::Pending => Poll::Pending,
         }
     }
 
+    /// The body sent a block: from now on a revocation cuts it.
+    fn block_sent(&mut self) {
+        self.started = true;
+    }
+
     /// Why the transfer was revoked, if it was (for the access log of a body
     /// that was dropped, e.g. when its stalled connection was closed).
-    pub fn revoked(&self) -> Option<String> {
+    fn reason(&self) -> Option<String> {
         self.reason
             .get()
             .map(|r| format!("access revoked by a config change: {r}"))
-    }
-
-    /// The body sent a block: from now on a revocation cuts it.
-    pub fn block_sent(&mut self) {
-        self.started = true;
     }
 }
 

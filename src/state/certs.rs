@@ -16,8 +16,7 @@
 //! connection identified by a certificate then re-checks its chain against
 //! the new verifier and closes if it is no longer trusted.
 
-use crate::config::TlsSettings;
-use crate::tls::{self, TlsError};
+use crate::tls::{self, TlsError, TlsSettings};
 use arc_swap::ArcSwap;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
@@ -130,7 +129,7 @@ impl TlsState {
         let key = tls::certified_key(settings)?;
         let inputs = inputs_of(settings)?;
         // One reload at a time: the watcher is the only caller, this only guards the inputs.
-        let mut current = self.inputs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = crate::sync::lock(&self.inputs);
         let new_config = if *current != inputs {
             let verifier = tls::client_verifier(settings)?;
             let config =

@@ -1,0 +1,220 @@
+//! The request pipeline, in the order the README's "HTTP behaviour" fixes:
+//! route → authenticate → authorize → resolve → conditionals → range → body.
+//!
+//! Each step is one call in [`serve`], so the whole order of checks reads at
+//! once. Every step returns a typed error; [`RequestError::into_response`]
+//! is the one place errors become status codes, and [`handle`] the one place
+//! the status is logged.
+//!
+//! [`handle`] takes runtime state and what is known about the connection,
+//! not a socket, so tests drive it in-process with `Request::builder()`.
+
+mod documents;
+mod respond;
+
+#[cfg(test)]
+mod tests;
+
+pub use documents::Query;
+pub use respond::{decide, Answer};
+
+use crate::auth::Identity;
+use crate::body::{Cuttable, Logged, ResponseBody};
+use crate::config::Config;
+use crate::error::RequestError;
+use crate::logging::AccessLog;
+use crate::resolve::{self, ResolvedFile};
+use crate::state::{Authority, ConnInfo, ServerState};
+use crate::vpath::Vpath;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+/// Every response body: bytes, cut by a revocation, logged when dropped.
+pub type Outgoing = Logged<Cuttable<ResponseBody>>;
+
+/// Answer one request. Never fails: errors become responses here.
+pub async fn handle<B>(
+    state: Arc<ServerState>,
+    conn: Arc<ConnInfo>,
+    req: Request<B>,
+) -> Result<Response<Outgoing>, Infallible> {
+    let proto = match req.version() {
+        http::Version::HTTP_2 => "h2",
+        _ => "h1",
+    };
+    let mut log = AccessLog::new(conn.peer, proto, req.method(), req.uri().path());
+    // One snapshot for the whole request: it sees the old config or the new one, never a mix.
+    let config = state.config.load_full();
+    let head_only = req.method() == Method::HEAD;
+    let (mut response, refusal) = match serve(&state, &config, &conn, &req, &mut log).await {
+        Ok(response) => (response, None),
+        Err(e) => {
+            let response = e.into_response(head_only).map(Cuttable::never);
+            (response, Some(e.to_string()))
+        }
+    };
+    log.status(response.status(), refusal);
+    security_headers(response.headers_mut());
+    if head_only || response.status() == StatusCode::NOT_MODIFIED {
+        log = log.no_body();
+    }
+    Ok(response.map(|body| Logged::new(body, log)))
+}
+
+/// The steps, in order.
+async fn serve<B>(
+    state: &ServerState,
+    config: &Config,
+    conn: &ConnInfo,
+    req: &Request<B>,
+    log: &mut AccessLog,
+) -> Result<Response<Cuttable<ResponseBody>>, RequestError> {
+    let method = allowed_method(req.method())?;
+    let target = Target::of(req.uri())?;
+    let (vpath, rest) = config
+        .vpaths
+        .route(&target.segments)
+        .ok_or(RequestError::NoRoute)?;
+    let identity = state
+        .auth
+        .authenticate(
+            conn.peer.ip(),
+            &config.directory,
+            req.headers().get(header::AUTHORIZATION),
+            conn.cert_cn.as_deref(),
+        )
+        .await?;
+    log.principal(identity.to_string());
+    authorize(config, vpath, &identity)?;
+    let head = method == Method::HEAD;
+    if target.package {
+        let response = documents::package(&state.integrity, vpath, rest, target.query, head);
+        return Ok(response.await?.map(Cuttable::never));
+    }
+    let file = open(vpath, rest).await?;
+    let path = req.uri().path();
+    let prepared = state.integrity.prepare(vpath, rest, file, path).await?;
+    let name = rest.last().map(String::as_str).unwrap_or("");
+    let response = match target.query {
+        Query::Manifest | Query::Metalink => {
+            let url = format!("https://{}{path}", authority(req));
+            documents::about_file(target.query, &prepared, name, &url, head)
+        }
+        Query::Signature | Query::None => {
+            let answer = decide(
+                &method,
+                req.headers(),
+                &prepared.validators,
+                prepared.manifest.size,
+            )?;
+            respond::render(answer, prepared, name, head, &state.budget).await?
+        }
+    };
+    // The body remembers what authorized it, so a config change can cut it.
+    let authority = Authority::new(vpath, &target.segments, identity);
+    let transfer = state.track(authority, conn.close.clone())?;
+    Ok(response.map(|body| Cuttable::new(body, transfer)))
+}
+
+/// What the request URI names: decoded path segments and the query.
+struct Target {
+    segments: Vec<String>,
+    query: Query,
+    /// `URL/?manifest` or `URL/?signature`: the published path itself.
+    package: bool,
+}
+
+impl Target {
+    fn of(uri: &http::Uri) -> Result<Target, RequestError> {
+        let query = Query::of(uri.query());
+        let raw = uri.path();
+        // `URL/?manifest` and `URL/?signature` name a published path itself; the
+        // decoder refuses a trailing '/', so it is taken off here, for these only.
+        let package = matches!(query, Query::Manifest | Query::Signature) && raw.ends_with('/');
+        let path = match raw.strip_suffix('/') {
+            Some(p) if package && !p.is_empty() => p,
+            _ => raw,
+        };
+        Ok(Target {
+            segments: decode_path(path)?,
+            query,
+            package,
+        })
+    }
+}
+
+/// The host the client addressed: `:authority` (HTTP/2) or `Host`.
+fn authority<B>(req: &Request<B>) -> String {
+    req.uri()
+        .authority()
+        .cloned()
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
+        })
+        .map_or_else(|| "localhost".into(), |a| a.to_string())
+}
+
+fn allowed_method(method: &Method) -> Result<Method, RequestError> {
+    match *method {
+        Method::GET | Method::HEAD => Ok(method.clone()),
+        _ => Err(RequestError::MethodNotAllowed),
+    }
+}
+
+/// Split the URL path into decoded segments; nothing unsafe survives this.
+fn decode_path(path: &str) -> Result<Vec<String>, RequestError> {
+    let rest = path.strip_prefix('/').ok_or(RequestError::NoRoute)?;
+    if rest.is_empty() {
+        return Ok(Vec::new());
+    }
+    resolve::decode_segments(rest).map_err(RequestError::BadPath)
+}
+
+/// Anonymous only where the path says so; otherwise the principal must be allowed.
+fn authorize(config: &Config, vpath: &Vpath, identity: &Identity) -> Result<(), RequestError> {
+    if vpath.anonymous {
+        return Ok(());
+    }
+    if identity.is_anonymous() {
+        return Err(RequestError::NoCredentials);
+    }
+    if config.directory.is_allowed(identity, &vpath.allow) {
+        Ok(())
+    } else {
+        Err(RequestError::NotAllowed)
+    }
+}
+
+/// Open the file beneath the path's folder, off the async threads.
+async fn open(vpath: &Vpath, rest: &[String]) -> Result<ResolvedFile, RequestError> {
+    if rest.is_empty() {
+        // The path's own folder: there are no listings.
+        return Err(RequestError::NotFound(resolve::ResolveError::NotRegular));
+    }
+    let dir = vpath.dir.clone();
+    let rest = rest.to_vec();
+    tokio::task::spawn_blocking(move || resolve::open_beneath(&dir, &rest))
+        .await?
+        .map_err(RequestError::NotFound)
+}
+
+/// Headers every response carries.
+fn security_headers(h: &mut HeaderMap) {
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Packages may contain HTML or SVG; never let them run script on this origin.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+}

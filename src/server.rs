@@ -68,6 +68,8 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     if config.tls.dev_certs_missing() {
         make_dev_certs(&config)?;
         config = Config::load(config_path).map_err(ServerError::Config)?;
+    } else if config.tls.dev_certs {
+        renew_dev_certs(&config)?;
     }
     let tls_state = TlsState::new(&config.tls).map_err(ServerError::Tls)?;
     let mut listeners = Vec::new();
@@ -140,24 +142,46 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     Ok(())
 }
 
-fn make_dev_certs(config: &Config) -> Result<(), ServerError> {
+/// The dev PKI files `[tls]` names (client files next to `cert`).
+fn dev_files(config: &Config) -> devcerts::DevFiles {
     let t = &config.tls;
-    warn!(
-        "tls.dev_certs = true and certificate files are missing: creating a development CA, server and client \
-         certificate. Never use these in production."
-    );
     let folder = t
         .cert
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let files = devcerts::DevFiles {
+    devcerts::DevFiles {
         ca: t.client_ca.clone().unwrap_or_else(|| folder.join("ca.crt")),
         server_cert: t.cert.clone(),
         server_key: t.key.clone(),
         client_cert: folder.join("client.crt"),
         client_key: folder.join("client.key"),
-    };
+    }
+}
+
+/// `dev_certs = true` and the files exist: replace them if the dev
+/// certificate has expired (a real certificate is never touched).
+fn renew_dev_certs(config: &Config) -> Result<(), ServerError> {
+    let files = dev_files(config);
+    let renewal = devcerts::renew_expired(&files, std::time::SystemTime::now())
+        .map_err(ServerError::DevCerts)?;
+    if renewal == devcerts::Renewal::Renewed {
+        warn!(
+            cert = %files.server_cert.display(),
+            ca = %files.ca.display(),
+            "the development certificate had expired: made a new development CA, server and client \
+             certificate; clients must trust the new CA"
+        );
+    }
+    Ok(())
+}
+
+fn make_dev_certs(config: &Config) -> Result<(), ServerError> {
+    warn!(
+        "tls.dev_certs = true and certificate files are missing: creating a development CA, server and client \
+         certificate. Never use these in production."
+    );
+    let files = dev_files(config);
     devcerts::write_dev_files(&files).map_err(ServerError::DevCerts)?;
     for p in files.all() {
         warn!(path = %p.display(), "wrote development certificate file");

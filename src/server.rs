@@ -7,7 +7,7 @@
 use crate::config::{Config, ConfigError, Limits};
 use crate::io::{Activity, ConnIo};
 use crate::state::{certs, registry, ConnInfo, Runtime, ServerState, TlsState};
-use crate::{banner, devcerts, live, tls};
+use crate::{banner, devcerts, live, systemd, tls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -72,6 +72,9 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
         renew_dev_certs(&config)?;
     }
     let tls_state = TlsState::new(&config.tls).map_err(ServerError::Tls)?;
+    for w in config.warnings() {
+        warn!("config: {w}");
+    }
     let mut listeners = Vec::new();
     for addr in &config.server.listen {
         listeners.push((*addr, bind(*addr).map_err(|e| ServerError::Bind(*addr, e))?));
@@ -122,12 +125,19 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
         binder,
         shutdown.clone(),
     ));
+    // Bound, watching, accepting: tell a service manager (Type=notify).
+    let listening: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+    notify(systemd::ready(&format!(
+        "serving on {}",
+        listening.join(", ")
+    )));
 
     wait_for_signal().await;
     info!(
         grace_secs = limits.shutdown_grace.as_secs(),
         "shutting down: no new connections, draining transfers"
     );
+    notify(systemd::stopping("draining transfers"));
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(limits.shutdown_grace, tracker.wait())
@@ -189,6 +199,13 @@ fn make_dev_certs(config: &Config) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// A failed notification is logged; it never stops the server.
+fn notify(sent: std::io::Result<()>) {
+    if let Err(e) = sent {
+        warn!("cannot notify the service manager: {e}");
+    }
+}
+
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -237,9 +254,12 @@ struct AcceptCtx {
 /// cancelled alone when the address leaves `server.listen`).
 async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationToken) {
     loop {
-        // At the connection limit, stop accepting: further clients wait in the backlog.
-        let permit = tokio::select! {
-            p = ctx.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+        // At the connection limit, stop accepting: further clients wait in the
+        // backlog. The slot is not held while waiting for a client: a slot
+        // held by every idle listener would be one connection fewer per
+        // listener.
+        tokio::select! {
+            p = ctx.slots.acquire() => drop(p.expect("semaphore never closed")),
             _ = stop.cancelled() => return,
         };
         let (tcp, peer) = tokio::select! {
@@ -253,6 +273,15 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
                 }
             },
             _ = stop.cancelled() => return,
+        };
+        // Another listener may have taken the last slot meanwhile: then this
+        // client waits, accepted but not served, for the next one.
+        let permit = match ctx.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                p = ctx.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+                _ = stop.cancelled() => return,
+            },
         };
         // The TLS config in force now: certificates rotate between handshakes.
         let (acceptor, verifier) = ctx.runtime.tls.acceptor();

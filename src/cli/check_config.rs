@@ -7,7 +7,6 @@ use distpoint::config::Config;
 use distpoint::integrity::published::PackageStore;
 use distpoint::tls::{self, TlsSettings};
 use distpoint::vpath::Integrity;
-use rustls::sign::CertifiedKey;
 
 /// Validate the config, check its TLS files as `serve` will, print the paths.
 pub fn run(args: ConfigArg) -> Result<(), Failure> {
@@ -20,7 +19,11 @@ pub fn run(args: ConfigArg) -> Result<(), Failure> {
         check_tls(&config.tls)?;
     }
     print!("{}", config.describe());
-    for warning in published_warnings(&config) {
+    for warning in config
+        .warnings()
+        .into_iter()
+        .chain(published_warnings(&config))
+    {
         eprintln!("distpoint: warning: {warning}");
     }
     Ok(())
@@ -29,27 +32,8 @@ pub fn run(args: ConfigArg) -> Result<(), Failure> {
 /// What `serve` checks before it listens: the key belongs to the certificate,
 /// and rustls accepts the whole TLS configuration.
 fn check_tls(t: &TlsSettings) -> Result<(), Failure> {
-    let fail = |e: tls::TlsError| Failure::usage(e.to_string());
-    let chain = tls::load_cert_chain(&t.cert).map_err(fail)?;
-    let key = tls::load_private_key(&t.key).map_err(fail)?;
-    match CertifiedKey::from_der(chain, key, &tls::provider()) {
-        Ok(_) => {}
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            return Err(Failure::usage(format!(
-                "{}: this private key does not belong to the certificate in {} \
-                 (their public keys differ); `serve` would refuse to start",
-                t.key.display(),
-                t.cert.display()
-            )))
-        }
-        Err(e) => {
-            return Err(Failure::usage(format!(
-                "{} with {}: {e}",
-                t.cert.display(),
-                t.key.display()
-            )))
-        }
-    }
+    let fail = |e: tls::TlsError| Failure::usage(format!("{e}; `serve` would refuse to start"));
+    tls::certified_key(t).map_err(fail)?;
     tls::server_config(t).map_err(fail)?;
     Ok(())
 }

@@ -71,6 +71,7 @@ async fn serve<B>(
     log: &mut AccessLog,
 ) -> Result<Response<Cuttable<ResponseBody>>, RequestError> {
     let method = allowed_method(req.method())?;
+    single_headers(req)?;
     let target = Target::of(req.uri())?;
     let (vpath, rest) = config
         .vpaths
@@ -166,12 +167,27 @@ fn allowed_method(method: &Method) -> Result<Method, RequestError> {
 }
 
 /// Split the URL path into decoded segments; nothing unsafe survives this.
+/// Exactly one leading `/`: `//pub/x` is not a second spelling of `/pub/x`.
 fn decode_path(path: &str) -> Result<Vec<String>, RequestError> {
-    let rest = path.strip_prefix('/').ok_or(RequestError::NoRoute)?;
-    if rest.is_empty() {
+    if !path.starts_with('/') {
+        return Err(RequestError::NoRoute);
+    }
+    if path == "/" {
         return Ok(Vec::new());
     }
-    resolve::decode_segments(rest).map_err(RequestError::BadPath)
+    resolve::decode_segments(path).map_err(RequestError::BadPath)
+}
+
+/// Headers that must appear at most once: two `Authorization`s could be
+/// judged differently by a proxy and by us, two `Range`s or `Host`s make the
+/// request ambiguous.
+fn single_headers<B>(req: &Request<B>) -> Result<(), RequestError> {
+    for name in [header::AUTHORIZATION, header::RANGE, header::HOST] {
+        if req.headers().get_all(&name).iter().nth(1).is_some() {
+            return Err(RequestError::BadRequest(name));
+        }
+    }
+    Ok(())
 }
 
 /// Anonymous only where the path says so; otherwise the principal must be allowed.

@@ -121,14 +121,21 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    listening: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
 impl Server {
     pub fn start(config: &Path) -> Server {
+        Server::start_with_env(config, &[])
+    }
+
+    /// Start with extra environment variables.
+    pub fn start_with_env(config: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_distpoint"))
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -145,24 +152,42 @@ impl Server {
         });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let listening = Arc::new(Mutex::new(Vec::new()));
+        let seen = listening.clone();
         std::thread::spawn(move || {
-            let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(url) = line.trim().strip_prefix("listening on https://") {
-                        let _ = tx.send(url.parse::<SocketAddr>().unwrap());
-                        sent = true;
-                    }
+                if let Some(url) = line.trim().strip_prefix("listening on https://") {
+                    let addr = url.parse::<SocketAddr>().unwrap();
+                    seen.lock().unwrap().push(addr);
+                    let _ = tx.send(addr);
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Server { child, addr, log },
+            Ok(addr) => Server {
+                child,
+                addr,
+                log,
+                listening,
+            },
             Err(_) => {
                 let _ = child.kill();
                 std::thread::sleep(Duration::from_millis(200));
                 panic!("server did not start; log:\n{}", log.lock().unwrap());
             }
+        }
+    }
+
+    /// Every address the banner announced, once there are `n` of them.
+    pub fn addrs(&self, n: usize) -> Vec<SocketAddr> {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.listening.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(Instant::now() < end, "only {got:?} announced");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

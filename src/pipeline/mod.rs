@@ -23,7 +23,7 @@ use crate::body::{Cuttable, Logged, ResponseBody};
 use crate::config::Config;
 use crate::error::RequestError;
 use crate::logging::AccessLog;
-use crate::resolve::{self, ResolvedFile};
+use crate::resolve::{self, OpenFiles, ResolvedFile};
 use crate::state::{Authority, ConnInfo, ServerState};
 use crate::vpath::Vpath;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -93,7 +93,7 @@ async fn serve<B>(
         let response = documents::package(&state.integrity, vpath, rest, target.query, head);
         return Ok(response.await?.map(Cuttable::never));
     }
-    let file = open(vpath, rest).await?;
+    let file = open(&state.files, vpath, rest).await?;
     let path = req.uri().path();
     let prepared = state.integrity.prepare(vpath, rest, file, path).await?;
     let name = rest.last().map(String::as_str).unwrap_or("");
@@ -205,15 +205,23 @@ fn authorize(config: &Config, vpath: &Vpath, identity: &Identity) -> Result<(), 
     }
 }
 
-/// Open the file beneath the path's folder, off the async threads.
-async fn open(vpath: &Vpath, rest: &[String]) -> Result<ResolvedFile, RequestError> {
+/// Open the file beneath the path's folder: a file opened before is reused
+/// after one `stat` shows the path still names it; anything else is
+/// resolved with every rule, off the async threads.
+async fn open(
+    files: &Arc<OpenFiles>,
+    vpath: &Vpath,
+    rest: &[String],
+) -> Result<ResolvedFile, RequestError> {
     if rest.is_empty() {
         // The path's own folder: there are no listings.
         return Err(RequestError::NotFound(resolve::ResolveError::NotRegular));
     }
-    let dir = vpath.dir.clone();
-    let rest = rest.to_vec();
-    tokio::task::spawn_blocking(move || resolve::open_beneath(&dir, &rest))
+    if let Some(hit) = files.revalidate(&vpath.dir, rest) {
+        return Ok(hit);
+    }
+    let (files, dir, rest) = (files.clone(), vpath.dir.clone(), rest.to_vec());
+    tokio::task::spawn_blocking(move || files.open(&dir, &rest))
         .await?
         .map_err(RequestError::NotFound)
 }

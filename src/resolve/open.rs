@@ -124,7 +124,7 @@ pub(crate) fn open_beneath_with(
     open_at(dirfd.as_fd(), segments, lookup, reopen)
 }
 
-fn check_segments(segments: &[String]) -> Result<(), ResolveError> {
+pub(super) fn check_segments(segments: &[String]) -> Result<(), ResolveError> {
     if segments.is_empty() {
         return Err(ResolveError::ForbiddenSegment("empty path"));
     }
@@ -240,7 +240,10 @@ fn finish(fd: OwnedFd, expect: Option<(u64, u64)>) -> Result<ResolvedFile, Resol
     }
     rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK).map_err(io)?;
     let identity = FileIdentity::from_metadata(&meta);
-    Ok(ResolvedFile { file, identity })
+    Ok(ResolvedFile {
+        file: std::sync::Arc::new(file),
+        identity,
+    })
 }
 
 fn check_regular(meta: &Metadata) -> Result<(), ResolveError> {

@@ -22,6 +22,7 @@ use crate::auth::Authenticator;
 use crate::body::Budget;
 use crate::config::Config;
 use crate::integrity::IntegrityState;
+use crate::resolve::OpenFiles;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct ServerState {
     pub transfers: TransferRegistry,
     /// File bytes in flight, server-wide.
     pub budget: Arc<Budget>,
+    /// Files opened safely, reused while their paths name them.
+    pub files: Arc<OpenFiles>,
 }
 
 impl ServerState {
@@ -52,6 +55,7 @@ impl ServerState {
             integrity: IntegrityState::new(&config.server.state_dir, limits.chunk_cache_bytes),
             transfers: TransferRegistry::default(),
             budget: Budget::new(limits.max_inflight_bytes),
+            files: Arc::new(OpenFiles::default()),
             config: ArcSwap::from_pointee(config),
         }
     }

@@ -79,7 +79,7 @@ impl Fixture {
 
 fn content(r: Result<ResolvedFile, ResolveError>) -> String {
     let mut s = String::new();
-    r.unwrap().file.read_to_string(&mut s).unwrap();
+    (&*r.unwrap().file).read_to_string(&mut s).unwrap();
     s
 }
 

@@ -7,7 +7,7 @@
 use crate::config::{Config, ConfigError, Limits};
 use crate::io::{Activity, ConnIo};
 use crate::state::{certs, registry, ConnInfo, Runtime, ServerState, TlsState};
-use crate::{banner, devcerts, live, systemd, tls};
+use crate::{banner, devcerts, live, sandbox, systemd, tls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -35,6 +35,10 @@ pub enum ServerError {
     Tls(tls::TlsError),
     /// A listen address could not be bound.
     Bind(SocketAddr, std::io::Error),
+    /// The state folder could not be made.
+    State(PathBuf, std::io::Error),
+    /// The sandbox could not be set up.
+    Sandbox(sandbox::SandboxError),
 }
 
 impl fmt::Display for ServerError {
@@ -44,6 +48,8 @@ impl fmt::Display for ServerError {
             ServerError::DevCerts(e) => write!(f, "dev certificates: {e}"),
             ServerError::Tls(e) => write!(f, "{e}"),
             ServerError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            ServerError::State(p, e) => write!(f, "state_dir {}: {e}", p.display()),
+            ServerError::Sandbox(e) => write!(f, "{e}"),
         }
     }
 }
@@ -54,16 +60,16 @@ impl std::error::Error for ServerError {
             ServerError::Config(e) => Some(e),
             ServerError::DevCerts(e) => Some(e),
             ServerError::Tls(e) => Some(e),
-            ServerError::Bind(_, e) => Some(e),
+            ServerError::Bind(_, e) | ServerError::State(_, e) => Some(e),
+            ServerError::Sandbox(e) => Some(e),
         }
     }
 }
 
-/// Run the server until SIGTERM or SIGINT, then drain.
-pub async fn run(config_path: &Path) -> Result<(), ServerError> {
-    // Before anything else: SIGHUP's default action would end the process.
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .expect("install SIGHUP handler");
+/// Start-up before the async runtime exists: development certificates
+/// (made or renewed), then the sandbox, which applies to the calling thread
+/// and every thread started after it. Returns the rules in force, if any.
+pub fn prepare(config_path: &Path) -> Result<Option<sandbox::Rules>, ServerError> {
     let mut config = Config::load(config_path).map_err(ServerError::Config)?;
     if config.tls.dev_certs_missing() {
         make_dev_certs(&config)?;
@@ -71,6 +77,37 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     } else if config.tls.dev_certs {
         renew_dev_certs(&config)?;
     }
+    if !config.server.sandbox {
+        warn!("server.sandbox = false: the process is not restricted to its folders");
+        return Ok(None);
+    }
+    let rules = config.sandbox_rules();
+    // The state folder must exist before it can be named in a rule.
+    std::fs::create_dir_all(&config.server.state_dir)
+        .map_err(|e| ServerError::State(config.server.state_dir.clone(), e))?;
+    match sandbox::restrict(&rules).map_err(ServerError::Sandbox)? {
+        sandbox::Outcome::Enforced => {
+            info!(read = rules.read.len(), "sandboxed (Landlock): reads beneath the configured folders only, writes beneath state_dir only");
+            Ok(Some(rules))
+        }
+        sandbox::Outcome::Partial => {
+            warn!("sandboxed (Landlock), partly: this kernel's Landlock does not restrict every kind of access");
+            Ok(Some(rules))
+        }
+        sandbox::Outcome::Unsupported => {
+            warn!("not sandboxed: this kernel has no Landlock (Linux 5.13+ with landlock enabled)");
+            Ok(None)
+        }
+    }
+}
+
+/// Run the server until SIGTERM or SIGINT, then drain. `sandbox` is what
+/// [`prepare`] put in force.
+pub async fn run(config_path: &Path, sandbox: Option<sandbox::Rules>) -> Result<(), ServerError> {
+    // Before anything else: SIGHUP's default action would end the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("install SIGHUP handler");
+    let config = Config::load(config_path).map_err(ServerError::Config)?;
     let tls_state = TlsState::new(&config.tls).map_err(ServerError::Tls)?;
     for w in config.warnings() {
         warn!("config: {w}");
@@ -90,6 +127,7 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
         shared: Arc::new(ServerState::new(config)),
         tls: tls_state,
         listen,
+        sandbox,
     });
     let shutdown = CancellationToken::new();
     live::watch::spawn(runtime.clone(), hangup, shutdown.clone());

@@ -45,6 +45,8 @@ pub struct ServerSettings {
     pub state_dir: PathBuf,
     /// Timeouts and limits.
     pub limits: Limits,
+    /// Restrict the process to what the config names (Landlock), after start-up.
+    pub sandbox: bool,
 }
 
 /// Connection timeouts and limits.
@@ -194,6 +196,49 @@ impl Config {
 }
 
 impl Config {
+    /// What the server needs once it runs: read beneath every served folder,
+    /// the config's and the TLS files' folders and the publisher keys, plus
+    /// the few system files name and memory lookups read; write beneath
+    /// `state_dir`.
+    pub fn sandbox_rules(&self) -> crate::sandbox::Rules {
+        let parent = |p: &Path| p.parent().map(Path::to_path_buf);
+        let t = &self.tls;
+        let mut read: Vec<PathBuf> = [
+            Some(&self.path),
+            Some(&t.cert),
+            Some(&t.key),
+            t.client_ca.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| parent(p))
+        .collect();
+        for vp in self.vpaths.iter() {
+            read.push(vp.dir.clone());
+            read.extend(vp.publisher_keys.iter().cloned());
+        }
+        // /proc/meminfo: the default chunk_cache_bytes, read at each reload.
+        // The rest: trust anchors and name lookups for outbound connections.
+        for system in [
+            "/proc/meminfo",
+            "/etc/ssl",
+            "/etc/pki",
+            "/usr/share/ca-certificates",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            "/etc/nsswitch.conf",
+            "/etc/gai.conf",
+        ] {
+            read.push(PathBuf::from(system));
+        }
+        read.sort();
+        read.dedup();
+        crate::sandbox::Rules {
+            read,
+            write: vec![self.server.state_dir.clone()],
+        }
+    }
+
     /// What validates but is probably not what the operator meant: a
     /// protected folder that an anonymous path also serves, the whole file
     /// system served, an `allow` list on an anonymous path.
@@ -376,6 +421,7 @@ impl Validator<'_> {
             listen,
             state_dir,
             limits,
+            sandbox: raw.sandbox.unwrap_or(true),
         })
     }
 

@@ -62,6 +62,9 @@ pub struct RawServer {
     /// Longest lock-out, in seconds, of a client over `auth_failures_per_minute`.
     #[serde(default)]
     pub auth_lockout_max_secs: Option<Spanned<u64>>,
+    /// Restrict the server to the files its config names (Landlock).
+    #[serde(default)]
+    pub sandbox: Option<bool>,
     /// Bytes of verified chunks kept in memory (`verify = "cached"`).
     #[serde(default)]
     pub chunk_cache_bytes: Option<Spanned<u64>>,

@@ -111,4 +111,6 @@ pub struct Runtime {
     pub tls: TlsState,
     /// The configured listen addresses; the listeners follow it.
     pub listen: tokio::sync::watch::Sender<Vec<SocketAddr>>,
+    /// The sandbox made at start, if one is in force: a reload cannot widen it.
+    pub sandbox: Option<crate::sandbox::Rules>,
 }

@@ -319,6 +319,24 @@ pub async fn fetch(
     read(resp).await
 }
 
+/// One request whose response may be cut before its head arrives (the
+/// server may close or reset before flushing the head). `None`: cut before
+/// the head.
+pub async fn fetch_cut(
+    server: &Server,
+    tls: Arc<rustls::ClientConfig>,
+    r: http::request::Builder,
+) -> Option<Got> {
+    let mut conn = Conn::connect(server.addr, "localhost", tls)
+        .await
+        .expect("connect");
+    let resp = conn
+        .send(r.body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .ok()?;
+    Some(read(resp).await)
+}
+
 /// The server's resident set size in KiB (Linux).
 /// Bytes the process has read through `read`/`pread` so far (`rchar`):
 /// tells a test that the server has read ahead without timing it.

@@ -28,7 +28,7 @@ static ONE_FLOOD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Flooding addresses: 127.0.0.2 ..= 127.0.0.61.
 const FLOODERS: u8 = 60;
-/// Keep-alive connections per flooding address, each with a request always in flight.
+/// Keep-alive connections per spraying address, each with a request always in flight.
 const CONNS_PER_FLOODER: usize = 3;
 /// Honest logins measured during a flood, each from a fresh address 127.0.0.100 + i.
 const HONEST: usize = 30;
@@ -126,7 +126,7 @@ impl FloodStats {
     }
 }
 
-/// 60 addresses × 3 connections, each sending its next request as soon as
+/// Flooding addresses with a few connections each, each sending its next request as soon as
 /// the last one is answered (after a `429` or `503`, 100 ms later, so that
 /// the flooders' own CPU use for cheap refusals does not starve the server of
 /// the test machine's two cores).
@@ -137,16 +137,21 @@ struct Flood {
 }
 
 impl Flood {
-    /// Starts once every connection is open, so that no flooder gets a head start.
-    async fn start(server: &Server, tls: Arc<rustls::ClientConfig>, plan: Plan) -> Flood {
+    /// Flooders `flooders` (127.0.0.2 + f each) with `conns` connections each, started
+    /// once every connection is open, so that none gets a head start.
+    async fn start(
+        server: &Server,
+        tls: Arc<rustls::ClientConfig>,
+        flooders: std::ops::Range<u8>,
+        conns: usize,
+        plan: Plan,
+    ) -> Flood {
         let stats = Arc::new(FloodStats::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let go = Arc::new(tokio::sync::Barrier::new(
-            usize::from(FLOODERS) * CONNS_PER_FLOODER + 1,
-        ));
+        let go = Arc::new(tokio::sync::Barrier::new(flooders.len() * conns + 1));
         let mut tasks = Vec::new();
-        for f in 0..FLOODERS {
-            for c in 0..CONNS_PER_FLOODER {
+        for f in flooders {
+            for c in 0..conns {
                 let (stats, stop, go, tls) = (stats.clone(), stop.clone(), go.clone(), tls.clone());
                 let (addr, url) = (server.addr, server.url("/a/f.txt"));
                 tasks.push(tokio::spawn(async move {
@@ -160,7 +165,7 @@ impl Flood {
                             continue;
                         };
                         let (user, password) = plan(f, n);
-                        n += CONNS_PER_FLOODER as u64;
+                        n += conns as u64;
                         let Some(status) = get(sender, &url, &user, &password).await else {
                             conn = None;
                             continue;
@@ -311,7 +316,7 @@ async fn honest_logins_get_through_a_sustained_60_address_flood() {
     // whole test, as it would under an attacker with many more addresses.
     let (site, server) = site("auth_failures_per_minute = 10000\n");
     let tls = site.tls(false, &[Protocol::Http1]);
-    let flood = Flood::start(&server, tls.clone(), spray).await;
+    let flood = Flood::start(&server, tls.clone(), 0..FLOODERS, CONNS_PER_FLOODER, spray).await;
     flood.wait_busy(50).await;
     let busy_before = flood.stats.count(503);
     let logins = honest_logins(&server, &tls).await;
@@ -330,27 +335,37 @@ async fn honest_logins_get_through_a_sustained_60_address_flood() {
     assert!(honest.share() >= 0.9, "{honest}");
 }
 
-/// Five of the 60 flooding addresses guess at `alice`; the other 55 spray.
-fn guess_alice(flooder: u8, n: u64) -> (String, String) {
-    if flooder < 5 {
-        ("alice".into(), format!("guess{n}"))
-    } else {
-        spray(flooder, n)
-    }
+/// Guessing at `alice`.
+fn guess_alice(_: u8, n: u64) -> (String, String) {
+    ("alice".into(), format!("guess{n}"))
 }
+
+/// Guessers at one account from five addresses (127.0.0.2–6), one guess at a
+/// time each, then 55 more addresses spraying (127.0.0.7–61).
+const GUESSERS: u8 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guesses_at_one_account_from_many_addresses_stay_within_the_limit() {
     let _one = ONE_FLOOD.lock().await;
     let (site, server) = site("");
     let tls = site.tls(false, &[Protocol::Http1]);
-    let flood = Flood::start(&server, tls.clone(), guess_alice).await;
+    let guessers = Flood::start(&server, tls.clone(), 0..GUESSERS, 1, guess_alice).await;
+    let checked = &guessers.stats.alice_checked;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while flood.stats.alice_checked.load(Ordering::Relaxed) < PER_MINUTE {
-        assert!(Instant::now() < deadline, "{}", flood.stats.summary());
+    while checked.load(Ordering::Relaxed) < PER_MINUTE {
+        assert!(Instant::now() < deadline, "{}", guessers.stats.summary());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let guarded = wait_log(&server, "account guarded", Duration::from_secs(10)).await;
+    let spray = Flood::start(
+        &server,
+        tls.clone(),
+        GUESSERS..FLOODERS,
+        CONNS_PER_FLOODER,
+        spray,
+    )
+    .await;
+    spray.wait_busy(50).await;
     // The real alice, from an address that never failed, uncached: let in.
     let (fresh, fresh_time) = login_from(loopback(200), server.addr, tls.clone(), "alice").await;
     // Now cached, from another fresh address: let in without a check.
@@ -358,21 +373,23 @@ async fn guesses_at_one_account_from_many_addresses_stay_within_the_limit() {
     // The right (and cached) password from an address that guessed: refused unchecked.
     let (guesser, _) = login_from(loopback(2), server.addr, tls.clone(), "alice").await;
     let logins = honest_logins(&server, &tls).await;
-    let stats = flood.stop();
-    let checked = stats.alice_checked.load(Ordering::Relaxed);
+    let (spray, guessers) = (spray.stop(), guessers.stop());
+    let checked = guessers.alice_checked.load(Ordering::Relaxed);
     let honest = Honest::of(&logins);
     println!(
-        "60-address flood, 5 addresses guessing at alice (default limits and argon2 cost): \
-         {checked} guesses at alice checked (limit {PER_MINUTE} per minute); real alice from \
-         fresh addresses: {fresh} in {} ms, then {cached} (cached); alice's password from a \
-         guessing address: {guesser}; {honest}; the flood got {}",
+        "5 addresses guessing at alice, then 55 more spraying (default limits and argon2 \
+         cost): {checked} guesses at alice checked (limit {PER_MINUTE} per minute); the \
+         guessers got {}; real alice from fresh addresses: {fresh} in {} ms, then {cached} \
+         (cached); alice's password from a guessing address: {guesser}; {honest}; the \
+         sprayers got {}",
+        guessers.summary(),
         fresh_time.as_millis(),
-        stats.summary()
+        spray.summary()
     );
     assert!(guarded, "the account guard is logged");
     assert!(checked <= PER_MINUTE, "{checked} guesses at alice checked");
     assert_eq!((fresh, cached, guesser), (200, 200, 429));
-    // Flooders that were refused as busy were locked out for it too.
+    // Sprayers that were refused as busy were locked out for it too.
     let log = server.log();
     assert!(
         log.lines()

@@ -67,7 +67,8 @@ pub struct Limits {
     /// How long running transfers may go on after a shutdown signal.
     pub shutdown_grace: Duration,
     /// Failed Basic authentications per minute from one client (IPv6: one /64) before
-    /// its Basic attempts are refused with `429` for a while.
+    /// its Basic attempts are refused with `429` for a while; also, at one account from
+    /// all clients, before clients that have failed may not try it for a while.
     pub auth_failures_per_minute: u32,
     /// The longest such lock-out; repeated lock-outs double up to this.
     pub auth_lockout_max: Duration,

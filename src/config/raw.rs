@@ -56,7 +56,8 @@ pub struct RawServer {
     /// Seconds running transfers may go on after SIGTERM/SIGINT.
     #[serde(default)]
     pub shutdown_grace_secs: Option<Spanned<u64>>,
-    /// Failed Basic authentications per minute from one client before it is locked out.
+    /// Failed Basic authentications per minute from one client before it is locked out
+    /// (and at one account before clients that have failed may not try it).
     #[serde(default)]
     pub auth_failures_per_minute: Option<Spanned<u64>>,
     /// Longest lock-out, in seconds, of a client over `auth_failures_per_minute`.

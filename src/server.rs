@@ -2,7 +2,7 @@
 //! graceful shutdown.
 //!
 //! accept (connection limit) → TLS handshake (timeout) → HTTP/1.1 or HTTP/2
-//! by ALPN (hyper-util auto builder) → [`crate::pipeline::handle`].
+//! by ALPN (hyper-util builders, one per protocol) → [`crate::pipeline::handle`].
 
 use crate::config::{Config, ConfigError, Limits};
 use crate::io::{Activity, ConnIo};
@@ -98,7 +98,7 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let tracker = TaskTracker::new();
     let ctx = AcceptCtx {
         runtime,
-        builder: Arc::new(http_builder(&limits)),
+        builders: Arc::new(Builders::new(&limits)),
         limits: limits.clone(),
         slots: Arc::new(Semaphore::new(limits.max_connections)),
         shutdown: shutdown.clone(),
@@ -240,10 +240,42 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// The HTTP builders, one per ALPN outcome.
+///
+/// The protocol TLS agreed on is the protocol spoken: on an `h2` connection
+/// anything but the HTTP/2 preface is a connection error (RFC 9113 §3.4),
+/// which the auto builder would instead read as HTTP/1.1 and answer with an
+/// HTTP/1.1 `400`. Only a client that sent no ALPN at all gets the auto
+/// builder, which tells the two apart by the preface.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &Limits) -> Self {
+        let auto = http_builder(limits);
+        Builders {
+            h1: auto.clone().http1_only(),
+            h2: auto.clone().http2_only(),
+            auto,
+        }
+    }
+
+    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
+        match alpn {
+            Some(b"h2") => &self.h2,
+            Some(_) => &self.h1,
+            None => &self.auto,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct AcceptCtx {
     runtime: Arc<Runtime>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     limits: Limits,
     slots: Arc<Semaphore>,
     shutdown: CancellationToken,
@@ -289,7 +321,7 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
             runtime: ctx.runtime.clone(),
             acceptor,
             verifier,
-            builder: ctx.builder.clone(),
+            builders: ctx.builders.clone(),
             limits: ctx.limits.clone(),
             shutdown: ctx.shutdown.clone(),
         };
@@ -305,7 +337,7 @@ struct Connection {
     acceptor: TlsAcceptor,
     /// The client verifier the handshake used.
     verifier: Arc<certs::Generation>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     limits: Limits,
     shutdown: CancellationToken,
 }
@@ -341,6 +373,7 @@ impl Connection {
             .and_then(tls::subject_cn);
         let info = Arc::new(ConnInfo::new(peer, cert_cn));
         let close = info.close.clone();
+        let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         let activity = Activity::new();
         let io = TokioIo::new(ConnIo::new(tls, activity.clone()));
         let state = self.runtime.shared.clone();
@@ -349,7 +382,8 @@ impl Connection {
             requests.touch();
             crate::pipeline::handle(state.clone(), info.clone(), req)
         });
-        let conn = self.builder.serve_connection(io, service);
+        let builder = self.builders.for_alpn(alpn.as_deref());
+        let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         // Only a connection identified by a certificate cares about CA changes.
         let mut verifier = chain.as_ref().map(|_| self.verifier.clone());

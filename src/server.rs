@@ -378,9 +378,13 @@ impl Connection {
         let io = TokioIo::new(ConnIo::new(tls, activity.clone()));
         let state = self.runtime.shared.clone();
         let requests = activity.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             requests.touch();
-            crate::pipeline::handle(state.clone(), info.clone(), req)
+            let (state, info) = (state.clone(), info.clone());
+            async move {
+                drain_h2_request_body(&mut req).await;
+                crate::pipeline::handle(state, info, req).await
+            }
         });
         let builder = self.builders.for_alpn(alpn.as_deref());
         let conn = builder.serve_connection(io, service);
@@ -422,6 +426,44 @@ impl Connection {
             break;
         }
     }
+}
+
+/// Most request-body bytes read (and dropped) before an HTTP/2 request is answered.
+const DRAIN_BYTES: usize = 64 * 1024;
+/// Longest wait for the end of an HTTP/2 request body before answering anyway.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// Read an HTTP/2 request's body to its end (bounded) before answering.
+///
+/// Nothing here reads request bodies, so without this the answer (a `405`
+/// to a POST, a file to a GET whose HEADERS lacked END_STREAM) completes the
+/// stream and h2 resets it with `NO_ERROR`. Frames the client sends after
+/// that are dropped unchecked: malformed trailers, a second HEADERS, a
+/// `content-length` that DATA contradicts, a window overflow — all of which
+/// RFC 9113 says must be a stream error (`PROTOCOL_ERROR`,
+/// `FLOW_CONTROL_ERROR`; h2spec 6.9.1/3, 8.1/1, 8.1.2.1/3, 8.1.2.6/1–2).
+/// Keeping the stream open until its end lets h2 see and refuse them. Real
+/// clients send GET and HEAD with END_STREAM on HEADERS, so they never wait
+/// here; a body larger than [`DRAIN_BYTES`] or slower than [`DRAIN_WAIT`] is
+/// answered (and reset) as before.
+async fn drain_h2_request_body(req: &mut hyper::Request<hyper::body::Incoming>) {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    if req.version() != http::Version::HTTP_2 || req.body().is_end_stream() {
+        return;
+    }
+    let body = req.body_mut();
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_WAIT, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len());
+            if n >= left {
+                return;
+            }
+            left -= n;
+        }
+    })
+    .await;
 }
 
 async fn wait_for_signal() {

@@ -180,8 +180,8 @@ fn the_server_sends_nothing_from_outside_dir() {
     let ok = std::cell::Cell::new(0u32);
     for proto in [Protocol::Http1, Protocol::Http2] {
         let tls = site.tls(false, &[proto]);
-        // One connection while it lasts (`run` takes an `Fn`, hence the cell).
-        let conn = std::cell::RefCell::new(
+        // One connection while it lasts (`run` takes an `Fn`, hence the lock).
+        let conn = tokio::sync::Mutex::new(
             rt.block_on(Conn::connect(server.addr, "localhost", tls.clone()))
                 .unwrap(),
         );
@@ -199,7 +199,7 @@ fn the_server_sends_nothing_from_outside_dir() {
                 };
                 let r = req("GET", &uri.to_string());
                 let got = rt.block_on(async {
-                    let mut conn = conn.borrow_mut();
+                    let mut conn = conn.lock().await;
                     match conn.send(r.body(Empty::new()).unwrap()).await {
                         Ok(resp) => Some(read(resp).await),
                         Err(_) => None,
@@ -207,7 +207,7 @@ fn the_server_sends_nothing_from_outside_dir() {
                 });
                 let Some(got) = got else {
                     // The server closed the connection on a request it refused: reconnect.
-                    *conn.borrow_mut() = rt
+                    *conn.blocking_lock() = rt
                         .block_on(Conn::connect(server.addr, "localhost", tls.clone()))
                         .unwrap();
                     return Ok(());

@@ -153,9 +153,9 @@ fn range_responses_are_the_files_bytes_at_those_offsets() {
     ));
     let rt = tokio::runtime::Runtime::new().unwrap();
     for proto in [Protocol::Http1, Protocol::Http2] {
-        // One connection for all cases (`run` takes an `Fn`, hence the cell).
+        // One connection for all cases (`run` takes an `Fn`, hence the lock).
         let tls = site.tls(false, &[proto]);
-        let conn = std::cell::RefCell::new(
+        let conn = tokio::sync::Mutex::new(
             rt.block_on(Conn::connect(server.addr, "localhost", tls))
                 .unwrap(),
         );
@@ -169,7 +169,7 @@ fn range_responses_are_the_files_bytes_at_those_offsets() {
             .run(&header(), |h| {
                 let r = req("GET", &url).header("range", &h);
                 let got = rt.block_on(async {
-                    let mut conn = conn.borrow_mut();
+                    let mut conn = conn.lock().await;
                     read(conn.send(r.body(Empty::new()).unwrap()).await.unwrap()).await
                 });
                 check(&got, &file, &h)

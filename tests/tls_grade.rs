@@ -9,8 +9,8 @@
 //!   365-day dev certificate is not (the lifetime rule), which shows the
 //!   checker is live.
 //!
-//! sslyze comes from PyPI (`.ci/run` installs it); `$SSLYZE` overrides the
-//! command.
+//! sslyze comes from PyPI (`.ci/run` installs it) and runs as
+//! `python3 -m sslyze`; `$SSLYZE` names another command.
 
 mod support;
 
@@ -22,13 +22,21 @@ use support::*;
 /// Run sslyze's compliance check; returns (compliant, the compliance section).
 fn sslyze(profile: &str, ca: &Path, server: &Server) -> (bool, String) {
     let start = Instant::now();
-    let out = Command::new(std::env::var("SSLYZE").unwrap_or_else(|_| "sslyze".into()))
+    let mut cmd = match std::env::var("SSLYZE") {
+        Ok(program) => Command::new(program),
+        Err(_) => {
+            let mut c = Command::new("python3");
+            c.args(["-m", "sslyze"]);
+            c
+        }
+    };
+    let out = cmd
         .arg("--certinfo_ca_file")
         .arg(ca)
         .arg(format!("--mozilla_config={profile}"))
         .arg(server.addr.to_string())
         .output()
-        .expect("sslyze runs (.ci/run installs it with pip; set SSLYZE=PATH)");
+        .expect("python3 runs (.ci/run installs sslyze with pip; set SSLYZE=PATH)");
     let text = String::from_utf8_lossy(&out.stdout);
     let section = text
         .split("COMPLIANCE AGAINST TLS CONFIGURATION")

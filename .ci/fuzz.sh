@@ -42,7 +42,7 @@ for t in "${targets[@]}"; do
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  echo "fuzz $t: ${runs:-?} runs in $(( $(date +%s) - start )) s (${rate:-?}/s), corpus $(ls "corpus/$t" | wc -l) inputs, clean"
+  echo "fuzz $t: ${runs:-?} runs in ${secs} s of fuzzing (${rate:-?}/s; $(( $(date +%s) - start )) s with the build check), corpus $(ls "corpus/$t" | wc -l) inputs, clean"
   rm -f "$log"
 done
 rm -rf /tmp/distpoint-fuzz-* 2>/dev/null || true

@@ -375,6 +375,8 @@ mod renew_tests {
         );
         assert_eq!(std::fs::read(&files.server_cert).unwrap(), before);
         assert!(!files.client_key.exists());
+    }
+}
 
 /// The certificate profile (lifetimes, extensions).
 #[cfg(test)]

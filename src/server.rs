@@ -2,7 +2,7 @@
 //! graceful shutdown.
 //!
 //! accept (connection limit) → TLS handshake (timeout) → HTTP/1.1 or HTTP/2
-//! by ALPN (hyper-util auto builder) → [`crate::pipeline::handle`].
+//! by ALPN (hyper-util builders, one per protocol) → [`crate::pipeline::handle`].
 
 use crate::config::{Config, ConfigError, Limits};
 use crate::io::{Activity, ConnIo};
@@ -136,7 +136,7 @@ pub async fn run(config_path: &Path, sandbox: Option<sandbox::Rules>) -> Result<
     let tracker = TaskTracker::new();
     let ctx = AcceptCtx {
         runtime,
-        builder: Arc::new(http_builder(&limits)),
+        builders: Arc::new(Builders::new(&limits)),
         limits: limits.clone(),
         slots: Arc::new(Semaphore::new(limits.max_connections)),
         shutdown: shutdown.clone(),
@@ -278,10 +278,42 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// The HTTP builders, one per ALPN outcome.
+///
+/// The protocol TLS agreed on is the protocol spoken: on an `h2` connection
+/// anything but the HTTP/2 preface is a connection error (RFC 9113 §3.4),
+/// which the auto builder would instead read as HTTP/1.1 and answer with an
+/// HTTP/1.1 `400`. Only a client that sent no ALPN at all gets the auto
+/// builder, which tells the two apart by the preface.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &Limits) -> Self {
+        let auto = http_builder(limits);
+        Builders {
+            h1: auto.clone().http1_only(),
+            h2: auto.clone().http2_only(),
+            auto,
+        }
+    }
+
+    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
+        match alpn {
+            Some(b"h2") => &self.h2,
+            Some(_) => &self.h1,
+            None => &self.auto,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct AcceptCtx {
     runtime: Arc<Runtime>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     limits: Limits,
     slots: Arc<Semaphore>,
     shutdown: CancellationToken,
@@ -327,7 +359,7 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
             runtime: ctx.runtime.clone(),
             acceptor,
             verifier,
-            builder: ctx.builder.clone(),
+            builders: ctx.builders.clone(),
             limits: ctx.limits.clone(),
             shutdown: ctx.shutdown.clone(),
         };
@@ -343,7 +375,7 @@ struct Connection {
     acceptor: TlsAcceptor,
     /// The client verifier the handshake used.
     verifier: Arc<certs::Generation>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     limits: Limits,
     shutdown: CancellationToken,
 }
@@ -379,15 +411,21 @@ impl Connection {
             .and_then(tls::subject_cn);
         let info = Arc::new(ConnInfo::new(peer, cert_cn));
         let close = info.close.clone();
+        let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         let activity = Activity::new();
         let io = TokioIo::new(ConnIo::new(tls, activity.clone()));
         let state = self.runtime.shared.clone();
         let requests = activity.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             requests.touch();
-            crate::pipeline::handle(state.clone(), info.clone(), req)
+            let (state, info) = (state.clone(), info.clone());
+            async move {
+                drain_h2_request_body(&mut req).await;
+                crate::pipeline::handle(state, info, req).await
+            }
         });
-        let conn = self.builder.serve_connection(io, service);
+        let builder = self.builders.for_alpn(alpn.as_deref());
+        let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         // Only a connection identified by a certificate cares about CA changes.
         let mut verifier = chain.as_ref().map(|_| self.verifier.clone());
@@ -426,6 +464,44 @@ impl Connection {
             break;
         }
     }
+}
+
+/// Most request-body bytes read (and dropped) before an HTTP/2 request is answered.
+const DRAIN_BYTES: usize = 64 * 1024;
+/// Longest wait for the end of an HTTP/2 request body before answering anyway.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// Read an HTTP/2 request's body to its end (bounded) before answering.
+///
+/// Nothing here reads request bodies, so without this the answer (a `405`
+/// to a POST, a file to a GET whose HEADERS lacked END_STREAM) completes the
+/// stream and h2 resets it with `NO_ERROR`. Frames the client sends after
+/// that are dropped unchecked: malformed trailers, a second HEADERS, a
+/// `content-length` that DATA contradicts, a window overflow — all of which
+/// RFC 9113 says must be a stream error (`PROTOCOL_ERROR`,
+/// `FLOW_CONTROL_ERROR`; h2spec 6.9.1/3, 8.1/1, 8.1.2.1/3, 8.1.2.6/1–2).
+/// Keeping the stream open until its end lets h2 see and refuse them. Real
+/// clients send GET and HEAD with END_STREAM on HEADERS, so they never wait
+/// here; a body larger than [`DRAIN_BYTES`] or slower than [`DRAIN_WAIT`] is
+/// answered (and reset) as before.
+async fn drain_h2_request_body(req: &mut hyper::Request<hyper::body::Incoming>) {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    if req.version() != http::Version::HTTP_2 || req.body().is_end_stream() {
+        return;
+    }
+    let body = req.body_mut();
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_WAIT, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len());
+            if n >= left {
+                return;
+            }
+            left -= n;
+        }
+    })
+    .await;
 }
 
 async fn wait_for_signal() {

@@ -23,4 +23,5 @@ pub mod pipeline;
 pub mod resolve;
 pub mod server;
 pub mod tls;
+pub mod transfer;
 pub mod vpath;

@@ -38,37 +38,9 @@ enum Command {
     },
     /// Read a password from stdin and print an argon2id hash for `password_hash`.
     HashPassword,
-    /// Download a file, verifying every chunk against its manifest; resumable.
-    Fetch {
-        /// The file's https:// URL.
-        #[arg(required_unless_present = "package", conflicts_with = "package")]
-        url: Option<String>,
-        /// Fetch a whole published package from this URL prefix instead.
-        #[arg(long, value_name = "URL_PREFIX")]
-        package: Option<String>,
-        /// Where to put the verified file (with --package: the folder).
-        #[arg(short = 'o', long = "output")]
-        output: PathBuf,
-        /// The manifest root the file must have (with --package: the package
-        /// hash), 64 hex digits, told out of band.
-        #[arg(long)]
-        expect: Option<String>,
-        /// With --package: the publisher's Ed25519 public key (PEM) the
-        /// package manifest must be signed with.
-        #[arg(long, requires = "package")]
-        publisher_key: Option<PathBuf>,
-        /// Parallel connections.
-        #[arg(long, default_value_t = 4)]
-        connections: usize,
-        /// Limit the download rate, bytes per second.
-        #[arg(long)]
-        limit_rate: Option<u64>,
-        /// Print a JSON summary instead of the result line.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        tls: TlsArgs,
-    },
+    /// Download a file (or a whole package), verifying every chunk against
+    /// its manifest, from one or more sources; resumable.
+    Fetch(FetchArgs),
     /// Benchmark transfers from a distribution point: throughput, requests/s, latency.
     Bench {
         /// URLs to request (round-robin).
@@ -162,6 +134,111 @@ impl TlsArgs {
     }
 }
 
+/// `distpoint fetch`'s arguments.
+#[derive(clap::Args)]
+struct FetchArgs {
+    /// The file's https:// URL: the first source and, without --manifest,
+    /// where the manifest is asked for (URL?manifest).
+    #[arg(required_unless_present = "package", conflicts_with = "package")]
+    url: Option<String>,
+    /// Fetch a whole published package from this URL prefix instead.
+    #[arg(long, value_name = "URL_PREFIX")]
+    package: Option<String>,
+    /// Another source of the same file (with --package: of the same
+    /// package, a URL prefix); repeatable. Any HTTPS server that answers
+    /// ranged GETs will do.
+    #[arg(long, value_name = "URL")]
+    mirror: Vec<String>,
+    /// The manifest from this file or https:// URL instead of the server's
+    /// own (then URL may be a plain server). With --package: the package's
+    /// manifest.json (its signature is FILE_OR_URL.sig).
+    #[arg(long, value_name = "FILE_OR_URL")]
+    manifest: Option<String>,
+    /// Where to put the verified file (with --package: the folder).
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+    /// The manifest root the file must have (with --package: the package
+    /// hash), 64 hex digits, told out of band.
+    #[arg(long)]
+    expect: Option<String>,
+    /// With --package: the publisher's Ed25519 public key (PEM) the
+    /// package manifest must be signed with.
+    #[arg(long, requires = "package")]
+    publisher_key: Option<PathBuf>,
+    /// Parallel connections per source.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Limit the download rate, bytes per second (all sources together).
+    #[arg(long)]
+    limit_rate: Option<u64>,
+    /// Print a JSON summary instead of the result line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// `distpoint fetch`: one file or a package, the result line or JSON, the exit code.
+fn fetch(args: FetchArgs) -> ExitCode {
+    use distpoint::transfer::RateLimit;
+    let json = args.json;
+    let client = args.tls.options();
+    let rate = args.limit_rate.map(|r| std::sync::Arc::new(RateLimit::new(r)));
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = match (args.url, args.package) {
+        (_, Some(url_prefix)) => {
+            let opts = PackageOptions {
+                url_prefix,
+                mirrors: args.mirror,
+                manifest_from: args.manifest,
+                output: args.output,
+                expect: args.expect,
+                publisher_key: args.publisher_key,
+                connections: args.connections,
+                rate,
+                progress: !json,
+                client,
+            };
+            rt.block_on(distpoint::client::package::run(&opts))
+                .map(|r| if json { r.to_json() } else { r.to_text() })
+        }
+        (Some(url), None) => {
+            let opts = FetchOptions {
+                url,
+                mirrors: args.mirror,
+                manifest_from: args.manifest,
+                output: args.output,
+                expect: args.expect,
+                connections: args.connections,
+                rate,
+                progress: !json,
+                client,
+                login_authority: None,
+                manifest: None,
+            };
+            rt.block_on(distpoint::client::fetch::run(&opts))
+                .map(|r| if json { r.to_json() } else { r.to_text() })
+        }
+        (None, None) => return fail("fetch: a URL or --package is required".into()),
+    };
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("distpoint: fetch: {e}");
+            if json {
+                println!("{}", fetch_error_json(&e));
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -171,9 +248,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// Exit code for a client error: bad settings are 1, the network 3.
 fn client_exit(e: &ClientError) -> ExitCode {
-    match e {
-        ClientError::Config(_) => ExitCode::from(1),
-        _ => ExitCode::from(3),
+    if e.is_settings() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::from(3)
     }
 }
 
@@ -226,71 +304,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(format!("hash-password: {e}")),
             }
         }
-        Command::Fetch {
-            url,
-            package,
-            output,
-            expect,
-            publisher_key,
-            connections,
-            limit_rate,
-            json,
-            tls,
-        } => {
-            let client = tls.options();
-            let rt = match runtime() {
-                Ok(rt) => rt,
-                Err(code) => return code,
-            };
-            let result = match (url, package) {
-                (_, Some(url_prefix)) => {
-                    let opts = PackageOptions {
-                        url_prefix,
-                        output,
-                        expect,
-                        publisher_key,
-                        connections,
-                        progress: !json,
-                        client,
-                    };
-                    rt.block_on(distpoint::client::package::run(&opts))
-                        .map(|r| if json { r.to_json() } else { r.to_text() })
-                }
-                (Some(url), None) => {
-                    let opts = FetchOptions {
-                        url,
-                        output,
-                        expect,
-                        connections,
-                        limit_rate,
-                        progress: !json,
-                        client,
-                        manifest: None,
-                    };
-                    rt.block_on(distpoint::client::fetch::run(&opts)).map(|r| {
-                        if json {
-                            r.to_json()
-                        } else {
-                            r.to_text()
-                        }
-                    })
-                }
-                (None, None) => return fail("fetch: a URL or --package is required".into()),
-            };
-            match result {
-                Ok(line) => {
-                    println!("{line}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("distpoint: fetch: {e}");
-                    if json {
-                        println!("{}", fetch_error_json(&e));
-                    }
-                    ExitCode::from(e.exit_code())
-                }
-            }
-        }
+        Command::Fetch(args) => fetch(args),
         Command::Bench {
             urls,
             connections,
@@ -361,12 +375,14 @@ fn fetch_error_json(e: &FetchError) -> String {
         } => (*chunk, Some(*bytes_fetched)),
         _ => (None, None),
     };
+    let sources: Vec<_> = e.sources().iter().map(|s| s.to_json()).collect();
     serde_json::json!({
         "ok": false,
         "exit_code": e.exit_code(),
         "error": e.to_string(),
         "chunk": chunk,
         "bytes_fetched": bytes,
+        "sources": sources,
     })
     .to_string()
 }

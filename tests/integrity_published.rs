@@ -4,7 +4,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
@@ -75,7 +75,7 @@ async fn fetch_cut(
 ) -> Option<Got> {
     use bytes::Bytes;
     use http_body_util::Empty;
-    let mut conn = distpoint::client::Conn::connect(server.addr, "localhost", tls)
+    let mut conn = distpoint::transfer::Conn::connect(server.addr, "localhost", tls)
         .await
         .expect("connect");
     let resp = conn

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use distpoint::client::{client_config, Conn, Protocol};
+use distpoint::transfer::{client_config, Conn, Protocol};
 use distpoint::devcerts::{DevCa, PemPair};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};

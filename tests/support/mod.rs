@@ -2,6 +2,8 @@
 //! certificates made at test time, and real clients to talk to it.
 #![allow(dead_code)]
 
+pub mod mirror;
+
 use bytes::Bytes;
 use distpoint::transfer::{client_config, Conn, Protocol};
 use distpoint::devcerts::{DevCa, PemPair};

@@ -215,7 +215,7 @@ struct Prefix {
 }
 
 impl Prefix {
-    fn add(&mut self, rel: &str, r: &SourceReport) {
+    fn add(&mut self, r: &SourceReport) {
         let t = &mut self.report;
         t.bytes += r.bytes;
         t.chunks += r.chunks;
@@ -228,12 +228,8 @@ impl Prefix {
             // version of it still may be.
             self.banned |= reason.is_integrity()
                 || matches!(reason, DropReason::GaveUp { .. } | DropReason::Tls(_));
-            if t.dropped.is_none() {
-                t.dropped = Some(match reason {
-                    DropReason::Changed(m) => DropReason::Changed(format!("{rel}: {m}")),
-                    other => other.clone(),
-                });
-            }
+            // The reason's message names the file's URL.
+            t.dropped.get_or_insert_with(|| reason.clone());
         }
     }
 }
@@ -318,7 +314,7 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
             Err(e) => e.sources(),
         };
         for (&i, r) in asked.iter().zip(sources) {
-            prefixes[i].add(rel, r);
+            prefixes[i].add(r);
         }
         let file = result?;
         report.bytes += file.size;

@@ -13,6 +13,8 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Receives verified chunks. Methods are called on blocking threads.
 pub trait Sink: Send + Sync {
@@ -67,11 +69,18 @@ fn at<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> Sin
     }
 }
 
+/// Dirty bytes after which a background `fdatasync` starts, so that the
+/// final sync has little left to wait for (the kernel would otherwise keep
+/// up to a tenth of RAM dirty until then).
+const FLUSH_EVERY: u64 = 64 << 20;
+
 /// A work file at its final length, written at chunk offsets.
 #[derive(Debug)]
 pub struct FileSink {
-    file: File,
+    file: Arc<File>,
     path: PathBuf,
+    dirty: AtomicU64,
+    flushing: Arc<AtomicBool>,
 }
 
 impl FileSink {
@@ -88,8 +97,10 @@ impl FileSink {
             .map_err(at(path, "create"))?;
         file.set_len(size).map_err(at(path, "size"))?;
         Ok(FileSink {
-            file,
+            file: Arc::new(file),
             path: path.to_path_buf(),
+            dirty: AtomicU64::new(0),
+            flushing: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -114,7 +125,19 @@ impl FileSink {
 
 impl Sink for FileSink {
     fn write_chunk(&self, _index: u64, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(data, offset)
+        self.file.write_all_at(data, offset)?;
+        let dirty = self.dirty.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
+        if dirty >= FLUSH_EVERY && !self.flushing.swap(true, Ordering::AcqRel) {
+            self.dirty.store(0, Ordering::Relaxed);
+            // On a thread of its own: writes go on meanwhile. Its result does
+            // not matter: `finish` syncs everything and reports failure.
+            let (file, flushing) = (self.file.clone(), self.flushing.clone());
+            std::thread::spawn(move || {
+                let _ = file.sync_data();
+                flushing.store(false, Ordering::Release);
+            });
+        }
+        Ok(())
     }
 
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {

@@ -39,6 +39,12 @@ pub struct Lie {
     pub quarantine_at: Option<(usize, Option<&'static str>)>,
     /// The tampered chunk in `served`, to record when it goes out.
     pub bad_chunk: Option<usize>,
+    /// Tamper with the first chunk of this content request (0-based): its
+    /// last byte is flipped in that answer only. The chunk is recorded in
+    /// `bad_chunk` and the moment in `at_bad`.
+    pub tamper_request: Option<u64>,
+    /// The chunk `tamper_request` spoiled.
+    pub tampered: Mutex<Option<usize>>,
     /// Content requests received.
     pub requests: AtomicU64,
     /// Content bytes sent.
@@ -62,6 +68,8 @@ pub fn lie(good: &[u8], served: Vec<u8>, chunk: usize) -> Lie {
         unavailable_first: 0,
         quarantine_at: None,
         bad_chunk: None,
+        tamper_request: None,
+        tampered: Mutex::new(None),
         requests: AtomicU64::new(0),
         bytes_sent: AtomicU64::new(0),
         open: AtomicU64::new(0),
@@ -180,7 +188,18 @@ fn respond(lie: &Lie, req: &Request<Incoming>) -> Response<Body> {
     }
     lie.bytes_sent
         .fetch_add((b + 1 - a) as u64, Ordering::SeqCst);
-    resp.body(full(Bytes::copy_from_slice(&body[a..=b]))).unwrap()
+    let mut bytes = body[a..=b].to_vec();
+    if lie.tamper_request == Some(n) {
+        let k = a / lie.chunk;
+        let last = ((k + 1) * lie.chunk).min(body.len()) - 1 - a;
+        bytes[last] ^= 1;
+        *lie.tampered.lock().unwrap() = Some(k);
+        lie.at_bad
+            .lock()
+            .unwrap()
+            .get_or_insert((n + 1, lie.open.load(Ordering::SeqCst)));
+    }
+    resp.body(full(bytes)).unwrap()
 }
 
 /// Serve `lie` over TLS (h2 and HTTP/1.1) on an ephemeral port, on a

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mirror;
+pub mod nginx;
 
 use bytes::Bytes;
 use distpoint::transfer::{client_config, Conn, Protocol};

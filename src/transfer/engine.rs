@@ -15,6 +15,7 @@ use super::report::{DropReason, TransferReport};
 use super::sink::{LocalChunks, Sink};
 use super::source::{BoxFuture, ReadError, Source};
 use super::worker::{self, Ctx};
+use super::writer::WriteThread;
 use crate::integrity::{chunker, FileManifest};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -176,7 +177,7 @@ pub async fn run(job: Job) -> Transfer {
         sources: job.sources,
         book: Mutex::new(book),
         changes: tokio::sync::watch::channel(0).0,
-        sink: job.sink,
+        writes: WriteThread::start(job.sink),
         rate: job.rate,
         gate: job.gate,
         events: job.events,

@@ -74,6 +74,9 @@ fn at<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> Sin
 /// up to a tenth of RAM dirty until then).
 const FLUSH_EVERY: u64 = 64 << 20;
 
+/// Bytes per `pwrite`.
+const WRITE_PIECE: usize = 64 << 10;
+
 /// A work file at its final length, written at chunk offsets.
 #[derive(Debug)]
 pub struct FileSink {
@@ -125,7 +128,13 @@ impl FileSink {
 
 impl Sink for FileSink {
     fn write_chunk(&self, _index: u64, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(data, offset)?;
+        // In slices: the kernel copies a large write into the page cache
+        // far slower than the same bytes in pieces that stay in cache.
+        let mut at = offset;
+        for piece in data.chunks(WRITE_PIECE) {
+            self.file.write_all_at(piece, at)?;
+            at += piece.len() as u64;
+        }
         let dirty = self.dirty.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
         if dirty >= FLUSH_EVERY && !self.flushing.swap(true, Ordering::AcqRel) {
             self.dirty.store(0, Ordering::Relaxed);

@@ -8,10 +8,9 @@
 use super::book::{After, Book, Halt, Outcome, Plan};
 use super::engine::{Events, Gate};
 use super::rate::RateLimit;
-use super::sink::Sink;
 use super::source::{ByteStream, ReadError, ReadErrorKind, ReadRequest, Reader, Source};
 use super::verify::{ChunkStream, VerifyError};
-use super::writer::Writer;
+use super::writer::{WriteThread, Writer};
 use crate::integrity::FileManifest;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
@@ -30,8 +29,8 @@ pub struct Ctx {
     pub cancel: Vec<CancellationToken>,
     /// Cancelled when the whole run stops.
     pub all: CancellationToken,
-    /// Where verified chunks go.
-    pub sink: Arc<dyn Sink>,
+    /// The run's writer thread (into the sink).
+    pub writes: WriteThread,
     /// The rate limit.
     pub rate: Option<Arc<RateLimit>>,
     /// Admission of new requests.
@@ -56,7 +55,7 @@ impl Ctx {
 pub async fn run(ctx: Arc<Ctx>, s: usize) {
     let cancel = ctx.cancel[s].clone();
     let capacity = ctx.manifest.chunk_size.min(ctx.manifest.size) as usize;
-    let mut writer = Writer::new(ctx.sink.clone(), capacity);
+    let mut writer = Writer::new(ctx.writes.clone(), capacity);
     let mut reader: Option<Box<dyn Reader>> = None;
     let mut rx = ctx.changes.subscribe();
     let mut hint = 1u64;

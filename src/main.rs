@@ -183,7 +183,9 @@ fn fetch(args: FetchArgs) -> ExitCode {
     use distpoint::transfer::RateLimit;
     let json = args.json;
     let client = args.tls.options();
-    let rate = args.limit_rate.map(|r| std::sync::Arc::new(RateLimit::new(r)));
+    let rate = args
+        .limit_rate
+        .map(|r| std::sync::Arc::new(RateLimit::new(r)));
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -219,8 +221,13 @@ fn fetch(args: FetchArgs) -> ExitCode {
                 login_authority: None,
                 manifest: None,
             };
-            rt.block_on(distpoint::client::fetch::run(&opts))
-                .map(|r| if json { r.to_json() } else { r.to_text() })
+            rt.block_on(distpoint::client::fetch::run(&opts)).map(|r| {
+                if json {
+                    r.to_json()
+                } else {
+                    r.to_text()
+                }
+            })
         }
         (None, None) => return fail("fetch: a URL or --package is required".into()),
     };

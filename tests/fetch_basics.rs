@@ -63,7 +63,10 @@ fn requests_for(log: &str, path: &str) -> Vec<String> {
 /// A numeric `name=N` field of an access-log line.
 fn field(line: &str, name: &str) -> usize {
     let key = format!(" {name}=");
-    let at = line.find(&key).unwrap_or_else(|| panic!("no {name} in {line}")) + key.len();
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        + key.len();
     line[at..]
         .split(|c: char| !c.is_ascii_digit())
         .next()

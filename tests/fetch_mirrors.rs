@@ -110,11 +110,17 @@ fn nginx_is_a_plain_mirror_with_validators_of_its_own() {
     let (lines, tags) = ranged(&log);
     assert_eq!(lines.len(), 257, "one request per chunk: {log:?}");
     assert!(log.iter().all(|l| l.starts_with("206 ")), "{log:?}");
-    assert!(tags.len() >= 255, "If-Range after the first answers: {log:?}");
+    assert!(
+        tags.len() >= 255,
+        "If-Range after the first answers: {log:?}"
+    );
     let tag = &tags[0];
     assert!(tags.iter().all(|t| t == tag), "one validator: {tags:?}");
     // nginx logs the quotes of the tag as \x22.
-    assert!(tag.starts_with("\\x22") && tag.contains('-'), "nginx's ETag: {tag}");
+    assert!(
+        tag.starts_with("\\x22") && tag.contains('-'),
+        "nginx's ETag: {tag}"
+    );
 
     // No ETag at all: Last-Modified is the validator. The manifest comes
     // from another server (distpoint's ?manifest), the bytes from nginx, in
@@ -141,7 +147,11 @@ fn nginx_is_a_plain_mirror_with_validators_of_its_own() {
     let src = &r.json["sources"][0];
     assert_eq!(src["protocol"], "HTTP/2", "{}", r.json);
     let requests = src["requests"].as_u64().unwrap() as usize;
-    assert!(requests < 20, "runs of chunks, not one request each: {}", r.json);
+    assert!(
+        requests < 20,
+        "runs of chunks, not one request each: {}",
+        r.json
+    );
     let log = dated.wait_log(requests, Duration::from_secs(10));
     let (lines, tags) = ranged(&log);
     assert_eq!(lines.len(), requests, "{log:?}");
@@ -150,7 +160,10 @@ fn nginx_is_a_plain_mirror_with_validators_of_its_own() {
     assert!(tags.iter().all(|t| t.ends_with(" GMT")), "a date: {tags:?}");
 
     // Without --manifest, a plain server cannot be used: a clear error.
-    let r = fetch(&site, &[&tagged.url("pub/app.bin"), "-o", s(&site.path("c.bin"))]);
+    let r = fetch(
+        &site,
+        &[&tagged.url("pub/app.bin"), "-o", s(&site.path("c.bin"))],
+    );
     assert_eq!(r.code, 2, "{}", r.err);
     assert!(r.err.contains("--manifest"), "{}", r.err);
     assert!(!site.path("c.bin").exists());
@@ -203,7 +216,10 @@ fn a_fetch_from_nginx_killed_half_way_resumes_from_another_nginx() {
     let mut child = start_slow(&site, &args, &out, "200000", 16);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!out.exists(), "nothing at PATH before the download is complete");
+    assert!(
+        !out.exists(),
+        "nothing at PATH before the download is complete"
+    );
     let done = listed(&format!("{}.part.state", out.display())).unwrap();
     assert!(done.len() < 64);
     assert!(!first.log().is_empty());
@@ -212,9 +228,16 @@ fn a_fetch_from_nginx_killed_half_way_resumes_from_another_nginx() {
     // only) serves exactly the chunks that are missing.
     let second = Nginx::start(&site, &site.path("mirror"), "etag off;");
     let url = second.url("app.bin");
-    let r = fetch(&site, &[&[url.as_str(), "-o", s(&out)][..], &m[..]].concat());
+    let r = fetch(
+        &site,
+        &[&[url.as_str(), "-o", s(&out)][..], &m[..]].concat(),
+    );
     assert_eq!(r.code, 0, "{}", r.err);
-    assert_eq!(std::fs::read(&out).unwrap(), body, "byte-identical after resuming");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        body,
+        "byte-identical after resuming"
+    );
     let resumed = done.len() as u64;
     assert_eq!(r.json["chunks_resumed"], resumed, "{}", r.json);
     assert_eq!(r.json["chunks_fetched"], 64 - resumed, "{}", r.json);
@@ -223,7 +246,11 @@ fn a_fetch_from_nginx_killed_half_way_resumes_from_another_nginx() {
     let (lines, _) = ranged(&log);
     assert_eq!(lines.len(), asked, "{log:?}");
     let sent: usize = lines.iter().map(|l| bytes_of(l)).sum();
-    assert_eq!(sent, (64 - resumed as usize) * CHUNK, "only the missing chunks");
+    assert_eq!(
+        sent,
+        (64 - resumed as usize) * CHUNK,
+        "only the missing chunks"
+    );
     assert!(!site.path("app.bin.part").exists());
     assert!(!site.path("app.bin.part.state").exists());
 }
@@ -262,7 +289,11 @@ fn one_of_three_sources_tampers_with_a_chunk_and_is_dropped_at_once() {
     );
     assert_eq!(r.code, 0, "{}", r.err);
     assert_eq!(std::fs::read(&out).unwrap(), body, "byte-identical");
-    let k = liar.tampered.lock().unwrap().unwrap_or_else(|| panic!("the liar got no 3rd request: {} {}", r.json, r.err));
+    let k = liar
+        .tampered
+        .lock()
+        .unwrap()
+        .unwrap_or_else(|| panic!("the liar got no 3rd request: {} {}", r.json, r.err));
     assert!(
         r.err.contains(&format!(
             "dropped source {liar_url}: chunk {k} does not match the manifest"
@@ -283,12 +314,19 @@ fn one_of_three_sources_tampers_with_a_chunk_and_is_dropped_at_once() {
         assert!(good["chunks"].as_u64().unwrap() > 0, "{}", r.json);
     }
     let total: u64 = sources.iter().map(|s| s["chunks"].as_u64().unwrap()).sum();
-    assert_eq!(total, chunks as u64, "every chunk verified once: {}", r.json);
+    assert_eq!(
+        total, chunks as u64,
+        "every chunk verified once: {}",
+        r.json
+    );
     // After its bad chunk, the liar got at most the requests that were
     // already on their way: one per connection it had open then.
     let (seen, open) = liar.at_bad.lock().unwrap().unwrap();
     let after = liar.requests.load(Ordering::SeqCst) - seen;
-    assert!(after <= open, "{after} requests after the bad chunk, {open} connections open");
+    assert!(
+        after <= open,
+        "{after} requests after the bad chunk, {open} connections open"
+    );
 }
 
 #[test]
@@ -320,10 +358,18 @@ fn every_source_bad_at_the_same_chunk_exits_2_and_leaves_no_file() {
     );
     assert_eq!(r.code, 2, "{}", r.err);
     assert_eq!(r.json["chunk"], k as u64, "{}", r.json);
-    assert!(r.err.contains(&format!("chunk {k} of {chunks}")), "{}", r.err);
+    assert!(
+        r.err.contains(&format!("chunk {k} of {chunks}")),
+        "{}",
+        r.err
+    );
     assert!(r.err.contains("does not match the manifest"), "{}", r.err);
     for url in [nginx.url("app.bin"), liar_url] {
-        assert!(r.err.contains(&format!("dropped source {url}")), "{}", r.err);
+        assert!(
+            r.err.contains(&format!("dropped source {url}")),
+            "{}",
+            r.err
+        );
     }
     assert!(!out.exists(), "nothing unverified at PATH");
     // The work file never holds the bad chunk: only verified chunks are written.
@@ -363,8 +409,13 @@ fn a_mirror_whose_file_changes_mid_run_is_dropped_and_the_others_finish() {
     let o = wait_output(child, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert_eq!(std::fs::read(&out).unwrap(), body, "the manifest's version, whole");
-    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        body,
+        "the manifest's version, whole"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
     let mirror = &v["sources"][1];
     assert_eq!(mirror["drop_kind"], "changed", "{v}");
     assert!(
@@ -418,7 +469,11 @@ fn only_dead_sources_exit_3_naming_each() {
     assert_eq!(r.code, 3, "{}", r.err);
     assert!(t.elapsed() < Duration::from_secs(30));
     for url in [&a, &b] {
-        assert!(r.err.contains(&format!("dropped source {url}")), "{}", r.err);
+        assert!(
+            r.err.contains(&format!("dropped source {url}")),
+            "{}",
+            r.err
+        );
     }
     assert!(r.err.contains("gave up after 6 attempts"), "{}", r.err);
     for src in r.json["sources"].as_array().unwrap() {

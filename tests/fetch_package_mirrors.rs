@@ -122,13 +122,22 @@ fn a_package_comes_whole_from_a_good_server_and_a_tampered_mirror() {
     assert_eq!(sources[1]["drop_kind"], "bad_chunk", "{v}");
     assert_eq!(sources[1]["chunks_refused"], 1, "{v}");
     assert!(
-        err.contains(&format!("dropped source {}: chunk ", nginx.url("pkg/setup.exe"))),
+        err.contains(&format!(
+            "dropped source {}: chunk ",
+            nginx.url("pkg/setup.exe")
+        )),
         "{err}"
     );
     assert!(err.contains("does not match the manifest"), "{err}");
     let log = nginx.log();
-    assert!(log.iter().any(|l| l.ends_with(" /pkg/setup.exe")), "{log:?}");
-    assert!(!log.iter().any(|l| l.ends_with(" /pkg/sub/data.bin")), "{log:?}");
+    assert!(
+        log.iter().any(|l| l.ends_with(" /pkg/setup.exe")),
+        "{log:?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.ends_with(" /pkg/sub/data.bin")),
+        "{log:?}"
+    );
     let lines_before = log.len();
 
     // nginx alone, tampered copy, manifest and signature from its

@@ -3,8 +3,8 @@
 
 mod support;
 
-use distpoint::transfer::{client_config, Protocol};
 use distpoint::devcerts::DevCa;
+use distpoint::transfer::{client_config, Protocol};
 use std::time::Duration;
 use support::*;
 

@@ -97,11 +97,13 @@ async fn min_version_1_3_refuses_a_tls_1_2_client() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    assert!(
-        distpoint::transfer::Conn::connect(server.addr, "localhost", std::sync::Arc::new(tls12))
-            .await
-            .is_err()
-    );
+    assert!(distpoint::transfer::Conn::connect(
+        server.addr,
+        "localhost",
+        std::sync::Arc::new(tls12)
+    )
+    .await
+    .is_err());
     // TLS 1.3 works.
     let got = fetch(
         &server,

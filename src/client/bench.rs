@@ -174,10 +174,14 @@ async fn get_manifest(client: &Client, target: &Target) -> Result<FileManifest, 
     let req = Client::build(client.get(&mt, conn.protocol))?;
     let got = read_all(conn.send(req).await?, 64 << 20).await?;
     if got.status != StatusCode::OK {
-        return Err(ClientError::settings(format!("{}: HTTP {}", mt.url, got.status)));
+        return Err(ClientError::settings(format!(
+            "{}: HTTP {}",
+            mt.url, got.status
+        )));
     }
-    FileManifest::from_json(&String::from_utf8_lossy(&got.body))
-        .map_err(|e| ClientError::Settings(format!("{}: invalid manifest", mt.url), Some(Box::new(e))))
+    FileManifest::from_json(&String::from_utf8_lossy(&got.body)).map_err(|e| {
+        ClientError::Settings(format!("{}: invalid manifest", mt.url), Some(Box::new(e)))
+    })
 }
 
 async fn prepare(client: &Client, opts: &BenchOptions) -> Result<Vec<Job>, ClientError> {
@@ -258,7 +262,9 @@ fn kind_of(e: &ClientError) -> &'static str {
         ClientError::Io(_) => "connect",
         ClientError::Handshake(_) | ClientError::ServerName(_) => "tls",
         ClientError::Http(_) | ClientError::TooLarge { .. } => "http",
-        ClientError::TlsConfig(..) | ClientError::Request(_) | ClientError::Settings(..) => "config",
+        ClientError::TlsConfig(..) | ClientError::Request(_) | ClientError::Settings(..) => {
+            "config"
+        }
     }
 }
 

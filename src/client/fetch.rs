@@ -312,8 +312,9 @@ impl Events for FetchEvents {
     }
 
     fn dropped(&self, source: &str, reason: &DropReason) {
-        self.progress
-            .note(&format!("distpoint: fetch: dropped source {source}: {reason}"));
+        self.progress.note(&format!(
+            "distpoint: fetch: dropped source {source}: {reason}"
+        ));
     }
 
     fn checkpoint(&self, verified: &[(u64, u64)]) {

@@ -191,7 +191,10 @@ mod tests {
     #[test]
     fn exit_codes_follow_the_spec() {
         assert_eq!(FetchError::Usage("x".into()).exit_code(), 1);
-        assert_eq!(FetchError::from(ClientError::settings("bad URL")).exit_code(), 1);
+        assert_eq!(
+            FetchError::from(ClientError::settings("bad URL")).exit_code(),
+            1
+        );
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(FetchError::from(ClientError::Io(refused)).exit_code(), 3);
         let i = FetchError::Integrity {

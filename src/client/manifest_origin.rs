@@ -78,33 +78,38 @@ pub async fn bytes(client: &Client, origin: &Origin) -> Result<Option<Vec<u8>>, 
         Origin::File(p) => match std::fs::read(p) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(FetchError::Usage(format!("{}: cannot read: {e}", p.display()))),
+            Err(e) => Err(FetchError::Usage(format!(
+                "{}: cannot read: {e}",
+                p.display()
+            ))),
         },
-        Origin::Url(t) | Origin::Server(t) => match document::get(client, t, DOCUMENT_LIMIT).await {
-            Ok(w) => {
-                let not_json = w
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| !v.contains("json"));
-                let server_manifest = matches!(origin, Origin::Server(_))
-                    && t.path_and_query.ends_with("?manifest");
-                if server_manifest && not_json {
-                    return Err(FetchError::integrity(format!(
-                        "{}: the answer is not a manifest (this is not a distpoint server?): \
+        Origin::Url(t) | Origin::Server(t) => {
+            match document::get(client, t, DOCUMENT_LIMIT).await {
+                Ok(w) => {
+                    let not_json = w
+                        .headers
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| !v.contains("json"));
+                    let server_manifest = matches!(origin, Origin::Server(_))
+                        && t.path_and_query.ends_with("?manifest");
+                    if server_manifest && not_json {
+                        return Err(FetchError::integrity(format!(
+                            "{}: the answer is not a manifest (this is not a distpoint server?): \
                          give the manifest with --manifest FILE_OR_URL",
-                        t.url
-                    )));
+                            t.url
+                        )));
+                    }
+                    Ok(Some(w.body))
                 }
-                Ok(Some(w.body))
+                Err(document::DocumentError::Status { status, .. })
+                    if status == http::StatusCode::NOT_FOUND =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
             }
-            Err(document::DocumentError::Status { status, .. })
-                if status == http::StatusCode::NOT_FOUND =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        },
+        }
     }
 }
 
@@ -115,7 +120,9 @@ pub async fn load(client: &Client, origin: &Origin) -> Result<FileManifest, Fetc
     }
     let Some(raw) = bytes(client, origin).await? else {
         return Err(match origin {
-            Origin::File(p) => FetchError::Usage(format!("--manifest {}: no such file", p.display())),
+            Origin::File(p) => {
+                FetchError::Usage(format!("--manifest {}: no such file", p.display()))
+            }
             Origin::Url(t) | Origin::Server(t) => FetchError::Http {
                 url: t.url.clone(),
                 status: 404,
@@ -123,9 +130,8 @@ pub async fn load(client: &Client, origin: &Origin) -> Result<FileManifest, Fetc
             Origin::Given(_) => unreachable!("handled above"),
         });
     };
-    FileManifest::from_json(&String::from_utf8_lossy(&raw)).map_err(|e| {
-        FetchError::integrity(format!("{}: invalid manifest: {e}", origin.describe()))
-    })
+    FileManifest::from_json(&String::from_utf8_lossy(&raw))
+        .map_err(|e| FetchError::integrity(format!("{}: invalid manifest: {e}", origin.describe())))
 }
 
 #[cfg(test)]

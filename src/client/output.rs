@@ -57,8 +57,8 @@ impl From<SinkError> for OutputError {
 /// `path` itself is not a folder. Cheap; done before any network traffic.
 pub fn check_writable(path: &Path) -> Result<(), OutputError> {
     let dir = parent(path);
-    let meta = std::fs::metadata(dir)
-        .map_err(|e| OutputError::new(dir, "cannot use folder", Some(e)))?;
+    let meta =
+        std::fs::metadata(dir).map_err(|e| OutputError::new(dir, "cannot use folder", Some(e)))?;
     if !meta.is_dir() {
         return Err(OutputError::new(dir, "not a folder", None));
     }

@@ -179,7 +179,9 @@ async fn checked_manifest(
         }
     }
     if let Some(key) = &key {
-        let at = origin.signature().expect("a fetched manifest has a signature place");
+        let at = origin
+            .signature()
+            .expect("a fetched manifest has a signature place");
         let sig = manifest_origin::bytes(client, &at).await?.ok_or_else(|| {
             FetchError::integrity(format!("{}: the package is not signed", at.describe()))
         })?;
@@ -198,7 +200,10 @@ async fn checked_manifest(
         );
     }
     let package: PackageManifest = serde_json::from_slice(&bytes).map_err(|e| {
-        FetchError::integrity(format!("{}: invalid package manifest: {e}", origin.describe()))
+        FetchError::integrity(format!(
+            "{}: invalid package manifest: {e}",
+            origin.describe()
+        ))
     })?;
     Ok(Checked {
         package,
@@ -256,7 +261,10 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
     let client = Client::new(&opts.client)?;
     let checked = checked_manifest(opts, &client, &base).await?;
     std::fs::create_dir_all(&opts.output).map_err(|e| {
-        FetchError::Usage(format!("{}: cannot create folder: {e}", opts.output.display()))
+        FetchError::Usage(format!(
+            "{}: cannot create folder: {e}",
+            opts.output.display()
+        ))
     })?;
     let mut report = PackageReport {
         package_hash: checked.hash,
@@ -285,7 +293,9 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
             .split('/')
             .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
             .collect();
-        let asked: Vec<usize> = (0..prefixes.len()).filter(|&i| !prefixes[i].banned).collect();
+        let asked: Vec<usize> = (0..prefixes.len())
+            .filter(|&i| !prefixes[i].banned)
+            .collect();
         let mut urls = asked
             .iter()
             .map(|&i| format!("{}/{}", prefixes[i].url, encoded.join("/")));

@@ -229,7 +229,10 @@ impl Book {
             hint.clamp(1, (MAX_SPAN_BYTES / self.chunk_size).max(1))
         };
         let mut end = first;
-        while end < self.slots.len() && self.slots[end] == Slot::Missing && ((end - first) as u64) < most {
+        while end < self.slots.len()
+            && self.slots[end] == Slot::Missing
+            && ((end - first) as u64) < most
+        {
             self.slots[end] = Slot::Taken;
             end += 1;
         }
@@ -469,7 +472,12 @@ impl Book {
             .find(|&c| self.slots.get(c as usize) != Some(&Slot::Done));
         let chunk = missing
             .or_else(|| chunks.first().copied())
-            .or_else(|| self.slots.iter().position(|s| *s != Slot::Done).map(|c| c as u64))
+            .or_else(|| {
+                self.slots
+                    .iter()
+                    .position(|s| *s != Slot::Done)
+                    .map(|c| c as u64)
+            })
             .unwrap_or(0);
         Verdict::Integrity { chunk }
     }
@@ -532,7 +540,11 @@ mod tests {
         let (after, dropped) = b.finish(0, 0, 1, Outcome::BadChunk(0));
         assert_eq!(after, After::Stop);
         assert_eq!(dropped.unwrap().1, DropReason::BadChunk { chunk: 0 });
-        assert_eq!(b.plan(0, 1), Plan::Stop, "no new request to a dropped source");
+        assert_eq!(
+            b.plan(0, 1),
+            Plan::Stop,
+            "no new request to a dropped source"
+        );
         assert_eq!(b.plan(1, 1), Plan::Fetch { first: 0, end: 1 });
         // The other source is bad at the same chunk: nobody can deliver it.
         b.finish(1, 0, 1, Outcome::BadChunk(0));
@@ -582,7 +594,11 @@ mod tests {
         };
         let (after, dropped) = b.finish(0, first, end, out);
         assert_eq!(after, After::Stop);
-        assert!(dropped.unwrap().1.to_string().contains("gave up after 6 attempts"));
+        assert!(dropped
+            .unwrap()
+            .1
+            .to_string()
+            .contains("gave up after 6 attempts"));
         assert!(matches!(b.verdict(), Verdict::Unavailable));
     }
 
@@ -606,7 +622,10 @@ mod tests {
         assert_eq!(b.plan(0, 1), Plan::Stop, "no new request while draining");
         b.verified(0, a);
         let (_, dropped) = b.finish(0, a, a + 1, Outcome::Done);
-        assert_eq!(dropped.unwrap().1, DropReason::Quarantined { chunk: Some(7) });
+        assert_eq!(
+            dropped.unwrap().1,
+            DropReason::Quarantined { chunk: Some(7) }
+        );
         assert!(matches!(b.verdict(), Verdict::Integrity { chunk: 7 }));
     }
 }

@@ -4,14 +4,14 @@
 
 use super::conn::{ClientError, Conn, Protocol, Tuning};
 use crate::tls::{load_cert_chain, load_private_key};
-use rustls::pki_types::PrivateKeyDer;
-use rustls::RootCertStore;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderValue, Request};
 use http_body_util::Empty;
 use rustls::pki_types::CertificateDer;
+use rustls::pki_types::PrivateKeyDer;
 use rustls::ClientConfig;
+use rustls::RootCertStore;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,9 +38,9 @@ impl Target {
     /// Parse an `https://` URL and resolve its host. Plain `http://` is refused:
     /// distpoint is TLS only.
     pub fn parse(url: &str) -> Result<Target, ClientError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| ClientError::Settings(format!("invalid URL {url:?}"), Some(Box::new(e))))?;
+        let uri: http::Uri = url.parse().map_err(|e| {
+            ClientError::Settings(format!("invalid URL {url:?}"), Some(Box::new(e)))
+        })?;
         if uri.scheme_str() != Some("https") {
             return Err(ClientError::settings(format!(
                 "{url}: only https:// URLs are supported"
@@ -232,7 +232,11 @@ impl Client {
     }
 
     /// Open a connection with explicit flow-control settings.
-    pub async fn connect_tuned(&self, target: &Target, tuning: Tuning) -> Result<Conn, ClientError> {
+    pub async fn connect_tuned(
+        &self,
+        target: &Target,
+        tuning: Tuning,
+    ) -> Result<Conn, ClientError> {
         Conn::connect_tuned(target.addr, &target.server_name, self.tls.clone(), tuning).await
     }
 

@@ -92,10 +92,10 @@ impl Reader for HttpReader {
 impl HttpReader {
     async fn read_range(&mut self, req: ReadRequest<'_>) -> Result<Reply, ReadError> {
         let url = &*self.url;
-        let mut b = self
-            .client
-            .get(&self.target, self.conn.protocol)
-            .header(http::header::RANGE, format!("bytes={}-{}", req.start, req.end - 1));
+        let mut b = self.client.get(&self.target, self.conn.protocol).header(
+            http::header::RANGE,
+            format!("bytes={}-{}", req.start, req.end - 1),
+        );
         if let Some(v) = req.validator {
             // If the copy changed since this validator, the server answers
             // 200 with the whole new file instead of a range of the old one.
@@ -172,7 +172,9 @@ async fn refusal(url: &str, resp: http::Response<Incoming>) -> ReadError {
             ReadErrorKind::Quarantined {
                 chunk: notice.chunk,
             },
-            format!("{url}: the server reports that the file failed its integrity check (quarantined)"),
+            format!(
+                "{url}: the server reports that the file failed its integrity check (quarantined)"
+            ),
         );
     }
     ReadError::new(
@@ -219,7 +221,10 @@ fn check_length(url: &str, h: &HeaderMap, size: u64) -> Result<(), ReadError> {
 /// The validator an answer carries: a strong `ETag`, else `Last-Modified`.
 /// (A weak tag may not be used in `If-Range`.)
 pub fn validator_of(h: &HeaderMap) -> Option<Validator> {
-    let text = |name| h.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+    let text = |name| {
+        h.get(name)
+            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+    };
     match text(http::header::ETAG) {
         Some(t) if !t.starts_with("W/") => Some(Validator::ETag(t.to_string())),
         _ => text(http::header::LAST_MODIFIED).map(|d| Validator::LastModified(d.to_string())),
@@ -265,15 +270,23 @@ mod tests {
     #[test]
     fn strong_etags_are_preferred_and_weak_ones_fall_back_to_the_date() {
         let mut h = HeaderMap::new();
-        h.insert("last-modified", "Tue, 01 Jul 2025 10:00:00 GMT".parse().unwrap());
+        h.insert(
+            "last-modified",
+            "Tue, 01 Jul 2025 10:00:00 GMT".parse().unwrap(),
+        );
         assert_eq!(
             validator_of(&h),
-            Some(Validator::LastModified("Tue, 01 Jul 2025 10:00:00 GMT".into()))
+            Some(Validator::LastModified(
+                "Tue, 01 Jul 2025 10:00:00 GMT".into()
+            ))
         );
         h.insert("etag", "W/\"weak\"".parse().unwrap());
         assert!(matches!(validator_of(&h), Some(Validator::LastModified(_))));
         h.insert("etag", "\"5f3a-1000\"".parse().unwrap());
-        assert_eq!(validator_of(&h), Some(Validator::ETag("\"5f3a-1000\"".into())));
+        assert_eq!(
+            validator_of(&h),
+            Some(Validator::ETag("\"5f3a-1000\"".into()))
+        );
         let req = ReadRequest {
             start: 0,
             end: 10,
@@ -283,8 +296,14 @@ mod tests {
         h.insert("content-range", "bytes 0-9/100".parse().unwrap());
         assert!(check_range("u", &h, &req).is_ok());
         h.insert("content-range", "bytes 0-9/99".parse().unwrap());
-        assert_eq!(check_range("u", &h, &req).unwrap_err().kind, ReadErrorKind::Changed);
+        assert_eq!(
+            check_range("u", &h, &req).unwrap_err().kind,
+            ReadErrorKind::Changed
+        );
         h.insert("content-range", "bytes 1-10/100".parse().unwrap());
-        assert_eq!(check_range("u", &h, &req).unwrap_err().kind, ReadErrorKind::Protocol);
+        assert_eq!(
+            check_range("u", &h, &req).unwrap_err().kind,
+            ReadErrorKind::Protocol
+        );
     }
 }

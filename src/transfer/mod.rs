@@ -38,4 +38,4 @@ pub use http_source::HttpSource;
 pub use rate::RateLimit;
 pub use report::{DropReason, SourceReport, TransferReport};
 pub use sink::{FileSink, LocalChunks, Sink, SinkError};
-pub use source::{Reader, ReadError, ReadErrorKind, ReadRequest, Reply, Source, Validator};
+pub use source::{ReadError, ReadErrorKind, ReadRequest, Reader, Reply, Source, Validator};

@@ -96,7 +96,10 @@ mod tests {
             now += r.charge_at(10_000, now);
         }
         let expected = 10_000_000.0;
-        assert!((moved as f64 - expected).abs() <= 60_000.0 + 10_000.0, "{moved}");
+        assert!(
+            (moved as f64 - expected).abs() <= 60_000.0 + 10_000.0,
+            "{moved}"
+        );
         assert_eq!(RateLimit::new(0).bytes_per_s(), 1);
     }
 }

@@ -101,7 +101,10 @@ mod tests {
         assert_eq!(quarantine_notice(&h, b"busy"), None);
         let n = quarantine_notice(&h, b"this file failed its integrity check").unwrap();
         assert_eq!(n.chunk, None);
-        h.insert("distpoint-integrity", "quarantined; chunk=7".parse().unwrap());
+        h.insert(
+            "distpoint-integrity",
+            "quarantined; chunk=7".parse().unwrap(),
+        );
         assert_eq!(quarantine_notice(&h, b"").unwrap().chunk, Some(7));
     }
 }

@@ -8,10 +8,10 @@
 
 use super::sink::Sink;
 use crate::integrity::{chunker, hex, FileManifest};
-use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The files a download of `path` works in.
 #[derive(Debug, Clone)]

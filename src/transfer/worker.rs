@@ -186,7 +186,11 @@ async fn transfer(
         Err(e) => return failed(e, first, false),
     };
     if let Err(message) = ctx.book().learn(s, reply.validator) {
-        return failed(ReadError::new(ReadErrorKind::Changed, message), first, false);
+        return failed(
+            ReadError::new(ReadErrorKind::Changed, message),
+            first,
+            false,
+        );
     }
     stream(ctx, s, reply.body, writer, first, end).await
 }

@@ -83,7 +83,9 @@ impl Writer {
             done,
         };
         if let Err(mpsc::SendError(w)) = self.thread.tx.send(w) {
-            let _ = w.done.send((w.buf, Err(io::Error::other("the writer thread is gone"))));
+            let _ = w
+                .done
+                .send((w.buf, Err(io::Error::other("the writer thread is gone"))));
         }
         self.pending.push_back((index, rx));
     }
@@ -95,16 +97,21 @@ impl Writer {
         let ready = match front.try_recv() {
             Ok(done) => Some(done),
             Err(oneshot::error::TryRecvError::Empty) => None,
-            Err(oneshot::error::TryRecvError::Closed) => {
-                Some((Vec::new(), Err(io::Error::other("the writer thread is gone"))))
-            }
+            Err(oneshot::error::TryRecvError::Closed) => Some((
+                Vec::new(),
+                Err(io::Error::other("the writer thread is gone")),
+            )),
         };
         let done = match ready {
             Some(d) => d,
             None if block || self.pending.len() > MAX_PENDING => {
                 let (_, rx) = self.pending.front_mut()?;
-                rx.await
-                    .unwrap_or_else(|_| (Vec::new(), Err(io::Error::other("the writer thread is gone"))))
+                rx.await.unwrap_or_else(|_| {
+                    (
+                        Vec::new(),
+                        Err(io::Error::other("the writer thread is gone")),
+                    )
+                })
             }
             None => return None,
         };

@@ -95,7 +95,8 @@ struct Cut {
 impl futures_core::Stream for Cut {
     type Item = Result<Frame<Bytes>, std::io::Error>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if matches!(self.frames.front(), Some(Err(_))) && self.pause.as_mut().poll(cx).is_pending() {
+        if matches!(self.frames.front(), Some(Err(_))) && self.pause.as_mut().poll(cx).is_pending()
+        {
             return Poll::Pending;
         }
         Poll::Ready(self.frames.pop_front())
@@ -161,7 +162,9 @@ fn respond(lie: &Lie, req: &Request<Incoming>) -> Response<Body> {
             g.get_or_insert((n + 1, lie.open.load(Ordering::SeqCst)));
         }
     }
-    let mut resp = Response::builder().status(status).header("etag", etag.as_str());
+    let mut resp = Response::builder()
+        .status(status)
+        .header("etag", etag.as_str());
     if status == StatusCode::PARTIAL_CONTENT {
         resp = resp.header("content-range", format!("bytes {a}-{b}/{}", body.len()));
     }

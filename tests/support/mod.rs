@@ -6,8 +6,8 @@ pub mod mirror;
 pub mod nginx;
 
 use bytes::Bytes;
-use distpoint::transfer::{client_config, Conn, Protocol};
 use distpoint::devcerts::{DevCa, PemPair};
+use distpoint::transfer::{client_config, Conn, Protocol};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
 use rustls::pki_types::pem::PemObject;

@@ -87,7 +87,11 @@ impl Nginx {
 
     /// `https://localhost:PORT/PATH`.
     pub fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}/{}", self.port, path.trim_start_matches('/'))
+        format!(
+            "https://localhost:{}/{}",
+            self.port,
+            path.trim_start_matches('/')
+        )
     }
 
     /// Access-log lines so far: `STATUS BYTES "RANGE" "IF_RANGE" URI`.

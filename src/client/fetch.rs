@@ -20,7 +20,7 @@ use crate::integrity::{hex, Digest, FileManifest};
 use crate::transfer::resume::{self, ResumeState, WorkFiles};
 use crate::transfer::{
     self, Client, ClientOptions, DropReason, Events, FileSink, HttpSource, Job, RateLimit, Source,
-    SourceReport, Target, Tuning,
+    SourceReport, Target, TransferReport, Tuning,
 };
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -378,6 +378,20 @@ async fn transfer(
         }
         return Err(FetchError::from_transfer(e, report.sources, &files.part));
     }
+    finish(plan, &sink, &manifest, report, missing)
+        .await
+        .map(Some)
+}
+
+/// fsync, atomic rename, forget the resume state; the report.
+async fn finish(
+    plan: &Plan<'_>,
+    sink: &Arc<FileSink>,
+    manifest: &FileManifest,
+    report: TransferReport,
+    missing: u64,
+) -> Result<FetchReport, FetchError> {
+    let files = &plan.files;
     let (s, to) = (sink.clone(), files.path.clone());
     tokio::task::spawn_blocking(move || s.finish(&to))
         .await
@@ -387,13 +401,13 @@ async fn transfer(
         })?
         .map_err(output::OutputError::from)?;
     let _ = std::fs::remove_file(&files.state);
-    Ok(Some(FetchReport {
+    Ok(FetchReport {
         url: plan.opts.url.clone(),
         path: files.path.clone(),
         size: manifest.size,
         root: hex(&manifest.root),
         sha256: hex(&manifest.sha256),
-        chunks: n,
+        chunks: manifest.chunks.len() as u64,
         chunks_fetched: report.chunks_fetched,
         chunks_resumed: report.chunks_resumed,
         bytes_fetched: report.bytes_fetched(),
@@ -404,5 +418,5 @@ async fn transfer(
         protocol: report.protocol(),
         restarts: 0,
         sources: report.sources,
-    }))
+    })
 }

@@ -251,17 +251,20 @@ impl Book {
     }
 
     /// Note the validator of a reply from `s`: the first one is kept; a
-    /// later one that conflicts means its copy changed (the message says how).
-    pub fn learn(&mut self, s: usize, got: Option<Validator>) -> Result<(), String> {
+    /// later one that conflicts means its copy changed.
+    pub fn learn(&mut self, s: usize, got: Option<Validator>) -> Result<(), ReadError> {
         let src = &mut self.sources[s];
         match (&src.validator, got) {
             (None, Some(v)) => src.validator = Some(v),
             (Some(have), Some(v)) if have.conflicts_with(&v) => {
-                return Err(format!(
-                    "{}: its validator changed from {} to {} during the run",
-                    src.report.name,
-                    have.as_str(),
-                    v.as_str()
+                return Err(ReadError::new(
+                    ReadErrorKind::Changed,
+                    format!(
+                        "{}: its validator changed from {} to {} during the run",
+                        src.report.name,
+                        have.as_str(),
+                        v.as_str()
+                    ),
                 ))
             }
             _ => {}

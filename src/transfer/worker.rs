@@ -185,12 +185,8 @@ async fn transfer(
         Ok(reply) => reply,
         Err(e) => return failed(e, first, false),
     };
-    if let Err(message) = ctx.book().learn(s, reply.validator) {
-        return failed(
-            ReadError::new(ReadErrorKind::Changed, message),
-            first,
-            false,
-        );
+    if let Err(changed) = ctx.book().learn(s, reply.validator) {
+        return failed(changed, first, false);
     }
     stream(ctx, s, reply.body, writer, first, end).await
 }

@@ -75,7 +75,7 @@ fn at<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> Sin
 const FLUSH_EVERY: u64 = 64 << 20;
 
 /// Bytes per `pwrite`.
-const WRITE_PIECE: usize = 64 << 10;
+const WRITE_PIECE: usize = 16 << 10;
 
 /// A work file at its final length, written at chunk offsets.
 #[derive(Debug)]
@@ -128,8 +128,10 @@ impl FileSink {
 
 impl Sink for FileSink {
     fn write_chunk(&self, _index: u64, offset: u64, data: &[u8]) -> io::Result<()> {
-        // In slices: the kernel copies a large write into the page cache
-        // far slower than the same bytes in pieces that stay in cache.
+        // In small writes: for a large one the kernel allocates large page
+        // cache folios and copies into them at a fraction of the speed
+        // (measured here: 1 MiB writes cost about three times the system
+        // time of 16 KiB ones; 64 KiB ones already more).
         let mut at = offset;
         for piece in data.chunks(WRITE_PIECE) {
             self.file.write_all_at(piece, at)?;

@@ -465,7 +465,8 @@ impl Book {
             .iter()
             .filter_map(|s| s.report.dropped.as_ref())
             .collect();
-        if reasons.len() < self.sources.len() || !reasons.iter().all(|r| r.is_integrity()) {
+        let all_integrity = reasons.iter().all(|r| r.is_integrity());
+        if reasons.is_empty() || reasons.len() < self.sources.len() || !all_integrity {
             return Verdict::Unavailable;
         }
         let chunks: BTreeSet<u64> = reasons.iter().filter_map(|r| r.chunk()).collect();
@@ -534,6 +535,14 @@ mod tests {
         assert_eq!(b.plan(0, 1), Plan::Stop);
         assert!(matches!(b.verdict(), Verdict::Complete));
         assert_eq!(b.runs(), vec![(0, 10)]);
+    }
+
+    #[test]
+    fn without_sources_the_file_is_unavailable_not_bad() {
+        let mut b = book(3, 0, 1);
+        assert!(matches!(b.verdict(), Verdict::Unavailable));
+        let mut empty = book(0, 0, 1);
+        assert!(matches!(empty.verdict(), Verdict::Complete));
     }
 
     #[test]

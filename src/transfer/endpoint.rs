@@ -221,11 +221,6 @@ impl Client {
         }
     }
 
-    /// True when requests carry Basic credentials.
-    pub fn has_credentials(&self) -> bool {
-        self.authorization.is_some()
-    }
-
     /// Open a connection to the target's server.
     pub async fn connect(&self, target: &Target) -> Result<Conn, ClientError> {
         Conn::connect(target.addr, &target.server_name, self.tls.clone()).await

@@ -11,7 +11,9 @@
 #   benches/fetch.sh [SIZE_MIB] [ROUNDS]      (defaults 1024 and 3)
 #
 # Every output is compared byte for byte with the source. The machine may be shared: the load
-# average is printed before and after, and only the ratios of alternated runs mean much.
+# average is printed before and after, and only ratios of alternated runs mean much. The ratio
+# column is the median of the per-round ratios (each pair ran back to back); the medians of the
+# rates are given as well.
 set -euo pipefail
 size_mib=${1:-1024}
 rounds=${2:-3}
@@ -56,15 +58,15 @@ done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 row() { # LABEL KEY BASE_KEY
-  local m b
+  local m b r
   m=$(median "${results[$2]}"); b=$(median "${results[$3]}")
-  printf '| %s | %s | %s | %s | %.2f× |\n' "$1" "${results[$2]% }" "$m" "$b" "$(awk -v m="$m" -v b="$b" 'BEGIN{print m/b}')"
+  r=$(paste -d/ <(tr ' ' '\n' <<<"${results[$2]}" | grep .) <(tr ' ' '\n' <<<"${results[$3]}" | grep .) |
+      awk -F/ '{printf "%.3f ", $1/$2}')
+  printf '| %s | %s | %s | %s | %s | %.2f× |\n' "$1" "${results[$2]% }" "${results[$3]% }" "$m" "$b" "$(median "$r")"
 }
 echo
-echo "| distpoint fetch | MB/s per round | median | baseline median | ratio |"
-echo "|---|---|---|---|---|"
+echo "| distpoint fetch | MB/s per round | baseline MB/s per round | median | baseline median | ratio (median of rounds) |"
+echo "|---|---|---|---|---|---|"
 row "-c1 vs curl (one stream)" fetch1 curl
 row "-c8 vs aria2c -x8 ?metalink" fetch8 aria2c
 row "3 sources (distpoint + 2 nginx) -c2 vs distpoint alone -c2" three one
-echo
-echo "baselines, MB/s per round: curl ${results[curl]}; aria2c ${results[aria2c]}; distpoint alone -c2 ${results[one]}"

@@ -3,7 +3,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use sha2::{Digest, Sha256};
 use std::process::Command;
 use support::*;

@@ -181,6 +181,22 @@ impl Server {
         }
     }
 
+    /// Wait until the server has closed every connection to its port (none
+    /// left ESTABLISHED or CLOSE_WAIT on its side): every request it took has
+    /// then ended and written its access-log record. The event tests wait for
+    /// before counting requests, instead of a pause.
+    pub fn wait_quiet(&self, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while !connections(self.addr.port()).is_empty() {
+            assert!(
+                Instant::now() < end,
+                "connections still open: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Every address the banner announced, once there are `n` of them.
     pub fn addrs(&self, n: usize) -> Vec<SocketAddr> {
         let end = Instant::now() + Duration::from_secs(10);
@@ -356,6 +372,16 @@ pub fn read_bytes(pid: u32) -> u64 {
 /// `/proc/net/tcp{,6}`: tells a test that the server has filled a client's
 /// socket buffers, without timing it.
 pub fn send_queues(port: u16) -> Vec<u64> {
+    connections(port)
+        .into_iter()
+        .filter(|(state, _)| state == "01")
+        .map(|(_, tx)| tx)
+        .collect()
+}
+
+/// The server side of connections on `port` that it has not closed yet:
+/// (state, bytes queued to send) for ESTABLISHED (01) and CLOSE_WAIT (08).
+pub fn connections(port: u16) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
@@ -370,12 +396,12 @@ pub fn send_queues(port: u16) -> Vec<u64> {
                 .rsplit(':')
                 .next()
                 .and_then(|p| u16::from_str_radix(p, 16).ok());
-            if local_port == Some(port) && *state == "01" {
+            if local_port == Some(port) && (*state == "01" || *state == "08") {
                 let tx = queues
                     .split(':')
                     .next()
                     .and_then(|q| u64::from_str_radix(q, 16).ok());
-                out.push(tx.unwrap_or(0));
+                out.push((state.to_string(), tx.unwrap_or(0)));
             }
         }
     }

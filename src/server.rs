@@ -6,7 +6,7 @@
 
 use crate::config::{Config, ConfigError, Limits};
 use crate::io::{Activity, ConnIo};
-use crate::state::{certs, registry, ConnInfo, Runtime, ServerState, TlsState};
+use crate::state::{certs, registry, ConnInfo, Metrics, Runtime, ServerState, TlsState};
 use crate::{banner, devcerts, live, tls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -65,6 +65,7 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .expect("install SIGHUP handler");
     let mut config = Config::load(config_path).map_err(ServerError::Config)?;
+    crate::logging::set_format(config.log_format);
     if config.tls.dev_certs_missing() {
         make_dev_certs(&config)?;
         config = Config::load(config_path).map_err(ServerError::Config)?;
@@ -86,11 +87,13 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
         tls: tls_state,
         listen,
     });
+    runtime.publish_cert_expiry();
     let shutdown = CancellationToken::new();
     live::watch::spawn(runtime.clone(), hangup, shutdown.clone());
     // Announced only once config changes are watched.
     banner::print(&runtime.shared.config.load(), &bound);
     let tracker = TaskTracker::new();
+    let state = runtime.shared.clone();
     let ctx = AcceptCtx {
         runtime,
         builder: Arc::new(http_builder(&limits)),
@@ -137,6 +140,10 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
             "grace period over: closing the remaining connections"
         );
     }
+    if !state.audit.flush(Duration::from_secs(2)) {
+        warn!("the audit log did not take every event before the stop");
+    }
+    info!("stopped");
     Ok(())
 }
 
@@ -240,10 +247,28 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
             limits: ctx.limits.clone(),
             shutdown: ctx.shutdown.clone(),
         };
+        let open = Open::new(&ctx.runtime.shared.metrics);
         ctx.tracker.spawn(async move {
             conn.serve(tcp, peer).await;
-            drop(permit);
+            drop((open, permit));
         });
+    }
+}
+
+/// A connection counted as open in the metrics while this lives.
+struct Open(prometheus_client::metrics::gauge::Gauge);
+
+impl Open {
+    fn new(metrics: &Metrics) -> Open {
+        metrics.connections_accepted.inc();
+        metrics.connections_open.inc();
+        Open(metrics.connections_open.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -267,10 +292,12 @@ impl Connection {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     debug!(%peer, "TLS handshake failed: {e}");
+                    self.runtime.shared.metrics.handshake_failures.inc();
                     return;
                 }
                 Err(_) => {
                     debug!(%peer, "TLS handshake timed out");
+                    self.runtime.shared.metrics.handshake_failures.inc();
                     return;
                 }
             };

@@ -99,6 +99,25 @@ pub struct AuthStats {
     pub failing_clients: usize,
 }
 
+/// Told of each lock-out as it starts: the peer, the client locked out (its IPv4 address
+/// or IPv6 /64), the failures that led to it and its length. The server counts lock-outs
+/// in its metrics and writes them to the audit log through this.
+#[derive(Clone)]
+pub struct LockoutHook(Arc<dyn Fn(IpAddr, &str, u32, Duration) + Send + Sync>);
+
+impl LockoutHook {
+    /// A hook that calls `f`.
+    pub fn new(f: impl Fn(IpAddr, &str, u32, Duration) + Send + Sync + 'static) -> Self {
+        LockoutHook(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for LockoutHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LockoutHook")
+    }
+}
+
 /// Verifies Basic credentials with argon2id, caching successful verifications briefly.
 #[derive(Debug)]
 pub struct Authenticator {
@@ -115,6 +134,7 @@ pub struct Authenticator {
     failures: FailureTable,
     throttled: AtomicU64,
     lockouts: AtomicU64,
+    on_lockout: Option<LockoutHook>,
 }
 
 impl Default for Authenticator {
@@ -144,12 +164,19 @@ impl Authenticator {
             failures: FailureTable::new(ThrottleSettings::default()),
             throttled: AtomicU64::new(0),
             lockouts: AtomicU64::new(0),
+            on_lockout: None,
         }
     }
 
     /// The same authenticator with other failure-throttling settings.
     pub fn with_throttle(mut self, settings: ThrottleSettings) -> Self {
         self.failures = FailureTable::new(settings);
+        self
+    }
+
+    /// The same authenticator, telling `hook` of every lock-out.
+    pub fn with_lockout_hook(mut self, hook: LockoutHook) -> Self {
+        self.on_lockout = Some(hook);
         self
     }
 
@@ -261,6 +288,9 @@ impl Authenticator {
                 strike = l.strike,
                 "too many failed Basic authentications: client locked out"
             );
+            if let Some(hook) = &self.on_lockout {
+                (hook.0)(peer, &client.to_string(), l.failures, l.duration);
+            }
         }
         error
     }

@@ -10,15 +10,21 @@
 //! - [`ConnInfo`]: what is known about one connection once TLS is up.
 //! - [`registry`]: running transfers and what authorized each.
 //! - [`certs`]: the live TLS configuration new handshakes use.
+//! - [`metrics`]: every metric family; [`requests`]: each request's tally.
+//! - the [`Audit`] handle every layer that sees an audit event writes to.
 //! - [`Runtime`]: the process-wide rest (TLS, listen addresses).
 
 pub mod certs;
+pub mod metrics;
 pub mod registry;
+pub mod requests;
 
 pub use certs::TlsState;
+pub use metrics::Metrics;
 pub use registry::{Authority, Revoked, TransferGuard, TransferRegistry};
 
-use crate::auth::Authenticator;
+use crate::audit::{Audit, Event};
+use crate::auth::{Authenticator, LockoutHook};
 use crate::body::Budget;
 use crate::config::Config;
 use crate::integrity::IntegrityState;
@@ -39,21 +45,51 @@ pub struct ServerState {
     pub transfers: TransferRegistry,
     /// File bytes in flight, server-wide.
     pub budget: Arc<Budget>,
+    /// Every metric family.
+    pub metrics: Arc<Metrics>,
+    /// The audit log (off without `[audit]`).
+    pub audit: Audit,
 }
 
 impl ServerState {
     /// State for `config`, persisting under its `state_dir` (read once:
     /// moving it under a running server is not supported).
+    /// The audit writer starts here when the config has `[audit]` (read
+    /// once too).
     pub fn new(config: Config) -> Self {
         let limits = &config.server.limits;
+        let metrics = Arc::new(Metrics::new());
+        let audit = match &config.audit {
+            Some(settings) => Audit::start(settings, metrics.audit.clone()),
+            None => Audit::default(),
+        };
+        let integrity = IntegrityState::new(
+            &config.server.state_dir,
+            limits.chunk_cache_bytes,
+            metrics.integrity.clone(),
+            audit.clone(),
+        );
         ServerState {
             // Throttling settings are limits: read once, a change needs a restart.
-            auth: Authenticator::default().with_throttle(limits.auth_throttle()),
-            integrity: IntegrityState::new(&config.server.state_dir, limits.chunk_cache_bytes),
-            transfers: TransferRegistry::default(),
+            auth: Authenticator::default()
+                .with_throttle(limits.auth_throttle())
+                .with_lockout_hook(lockout_hook(&metrics, &audit)),
+            integrity,
+            transfers: TransferRegistry::counting(metrics.transfers_running.clone()),
             budget: Budget::new(limits.max_inflight_bytes),
             config: ArcSwap::from_pointee(config),
+            metrics,
+            audit,
         }
+    }
+
+    /// The observer of one request's access-log record (metrics, audit).
+    pub fn tally(&self, proto: &'static str) -> Box<requests::RequestTally> {
+        Box::new(requests::RequestTally::new(
+            self.metrics.clone(),
+            self.audit.clone(),
+            proto,
+        ))
     }
 
     /// Register a transfer authorized by `authority`. `connection` closes its
@@ -74,6 +110,20 @@ impl ServerState {
         authority.check(&self.config.load(), &Default::default())?;
         Ok(guard)
     }
+}
+
+/// Each lock-out is counted and audited as it starts.
+fn lockout_hook(metrics: &Metrics, audit: &Audit) -> LockoutHook {
+    let (count, audit) = (metrics.auth_lockouts.clone(), audit.clone());
+    LockoutHook::new(move |peer, client, failures, duration| {
+        count.inc();
+        audit.record(Event::LockedOut {
+            peer,
+            client: client.to_string(),
+            failures,
+            lockout_secs: duration.as_secs(),
+        });
+    })
 }
 
 /// What is known about a connection once TLS is up.
@@ -107,4 +157,14 @@ pub struct Runtime {
     pub tls: TlsState,
     /// The configured listen addresses; the listeners follow it.
     pub listen: tokio::sync::watch::Sender<Vec<SocketAddr>>,
+}
+
+impl Runtime {
+    /// Put the served certificate's expiry into the metrics (at start and
+    /// after every certificate change).
+    pub fn publish_cert_expiry(&self) {
+        if let Some(t) = self.tls.not_after() {
+            self.shared.metrics.cert_expiry.set(t);
+        }
+    }
 }

@@ -121,14 +121,21 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// Reads stderr into `log` until the process closes it.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
     pub fn start(config: &Path) -> Server {
+        Server::start_with_log_filter(config, "info")
+    }
+
+    /// Start with `RUST_LOG` set to `filter`.
+    pub fn start_with_log_filter(config: &Path, filter: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_distpoint"))
             .args(["serve", "--config"])
             .arg(config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -136,7 +143,7 @@ impl Server {
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let l = log.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut g = l.lock().unwrap();
                 g.push_str(&line);
@@ -157,7 +164,12 @@ impl Server {
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Server { child, addr, log },
+            Ok(addr) => Server {
+                child,
+                addr,
+                log,
+                stderr_reader: Some(stderr_reader),
+            },
             Err(_) => {
                 let _ = child.kill();
                 std::thread::sleep(Duration::from_millis(200));
@@ -199,6 +211,19 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Send SIGTERM, wait for the process to exit, and read its stderr to the
+    /// end; returns its exit status and everything it logged.
+    pub fn terminate_and_log(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.log())
     }
 
     /// Send SIGTERM and wait for the process to exit; returns its exit status.
@@ -292,6 +317,23 @@ pub async fn fetch(
         .await
         .expect("send");
     read(resp).await
+}
+
+/// One request whose response may be cut before its head arrives (a cut
+/// can close the connection before the head is flushed): `None` then.
+pub async fn fetch_cut(
+    server: &Server,
+    tls: Arc<rustls::ClientConfig>,
+    r: http::request::Builder,
+) -> Option<Got> {
+    let mut conn = Conn::connect(server.addr, "localhost", tls)
+        .await
+        .expect("connect");
+    let resp = conn
+        .send(r.body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .ok()?;
+    Some(read(resp).await)
 }
 
 /// The server's resident set size in KiB (Linux).

@@ -159,3 +159,52 @@ async fn refusals_are_audited_without_secrets() {
         assert!(!text.contains(secret), "{secret} in the audit log");
     }
 }
+
+#[tokio::test]
+async fn a_transfer_cut_by_a_revocation_is_counted_and_audited() {
+    let f = Fixture::new(
+        "[[vpath]]\nurl = \"/pub\"\ndir = \"pub\"\nanonymous = true\nchunk_size = 4096\n[audit]\n",
+    );
+    fs::write(f.dir.path().join("pub/big.bin"), vec![1u8; 64 * 1024]).unwrap();
+    let conn = Arc::new(ConnInfo::new(
+        SocketAddr::from(([127, 0, 0, 1], 40001)),
+        None,
+    ));
+    let resp = handle(f.state.clone(), conn, get("/pub/big.bin").body(()).unwrap())
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    body.frame().await.unwrap().unwrap();
+    assert_eq!(f.state.metrics.transfers_running.get(), 1);
+    let path = f.dir.path().join("distpoint.toml");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("anonymous = true", "");
+    let config = Arc::new(Config::parse(&path, &text).unwrap());
+    f.state.config.store(config.clone());
+    f.state.transfers.revoke(&config, &Default::default());
+    assert!(body.frame().await.unwrap().is_err());
+    drop(body);
+    assert_eq!(f.state.metrics.transfers_running.get(), 0);
+    let (text, _) = f.state.metrics.encode(false);
+    assert_eq!(
+        sample(&text, "distpoint_transfers_cut_total{reason=\"revoked\"}"),
+        Some(1.0)
+    );
+    assert!(f.state.audit.flush(std::time::Duration::from_secs(10)));
+    let dir = f.state.config.load().server.state_dir.join("audit");
+    let log = fs::read_to_string(dir.join(crate::audit::file_name(std::time::SystemTime::now())))
+        .unwrap();
+    let e: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(e["event"], "transfer_cut");
+    assert_eq!(e["path"], "/pub/big.bin");
+    assert_eq!(e["principal"], "-");
+    assert_eq!(e["bytes"], 4096);
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no longer anonymous"),
+        "{e}"
+    );
+}

@@ -99,15 +99,27 @@ pub struct AuthStats {
     pub failing_clients: usize,
 }
 
-/// Told of each lock-out as it starts: the peer, the client locked out (its IPv4 address
-/// or IPv6 /64), the failures that led to it and its length. The server counts lock-outs
-/// in its metrics and writes them to the audit log through this.
+/// A lock-out as it starts, for a [`LockoutHook`].
+#[derive(Debug)]
+pub struct LockoutStarted<'a> {
+    /// The request's peer.
+    pub peer: IpAddr,
+    /// What is locked out: the IPv4 address or the IPv6 /64.
+    pub client: &'a str,
+    /// Failures counted in the window.
+    pub failures: u32,
+    /// How long it lasts.
+    pub duration: Duration,
+}
+
+/// Told of each lock-out as it starts. The server counts lock-outs in its metrics and
+/// writes them to the audit log through this.
 #[derive(Clone)]
-pub struct LockoutHook(Arc<dyn Fn(IpAddr, &str, u32, Duration) + Send + Sync>);
+pub struct LockoutHook(Arc<dyn Fn(&LockoutStarted<'_>) + Send + Sync>);
 
 impl LockoutHook {
     /// A hook that calls `f`.
-    pub fn new(f: impl Fn(IpAddr, &str, u32, Duration) + Send + Sync + 'static) -> Self {
+    pub fn new(f: impl Fn(&LockoutStarted<'_>) + Send + Sync + 'static) -> Self {
         LockoutHook(Arc::new(f))
     }
 }
@@ -289,7 +301,12 @@ impl Authenticator {
                 "too many failed Basic authentications: client locked out"
             );
             if let Some(hook) = &self.on_lockout {
-                (hook.0)(peer, &client.to_string(), l.failures, l.duration);
+                (hook.0)(&LockoutStarted {
+                    peer,
+                    client: &client.to_string(),
+                    failures: l.failures,
+                    duration: l.duration,
+                });
             }
         }
         error

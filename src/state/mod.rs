@@ -115,13 +115,13 @@ impl ServerState {
 /// Each lock-out is counted and audited as it starts.
 fn lockout_hook(metrics: &Metrics, audit: &Audit) -> LockoutHook {
     let (count, audit) = (metrics.auth_lockouts.clone(), audit.clone());
-    LockoutHook::new(move |peer, client, failures, duration| {
+    LockoutHook::new(move |l| {
         count.inc();
         audit.record(Event::LockedOut {
-            peer,
-            client: client.to_string(),
-            failures,
-            lockout_secs: duration.as_secs(),
+            peer: l.peer,
+            client: l.client.to_string(),
+            failures: l.failures,
+            lockout_secs: l.duration.as_secs(),
         });
     })
 }

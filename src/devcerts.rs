@@ -126,10 +126,14 @@ impl DevCa {
     }
 }
 
+/// The organization every dev certificate's subject and issuer carry; it
+/// marks the files [`renew_expired`] may replace.
+pub const DEV_ORGANIZATION: &str = "distpoint dev";
+
 fn name(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);
-    dn.push(DnType::OrganizationName, "distpoint dev");
+    dn.push(DnType::OrganizationName, DEV_ORGANIZATION);
     dn
 }
 
@@ -213,4 +217,121 @@ fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), DevCertError>
     let mut f = opts.open(path).map_err(err)?;
     f.write_all(text.as_bytes()).map_err(err)?;
     f.sync_all().map_err(err)
+}
+
+/// What [`renew_expired`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// The dev certificates are still valid: nothing was written.
+    Valid,
+    /// The server or CA certificate had expired: a fresh dev PKI was written.
+    Renewed,
+    /// The server certificate is not one `certs dev` made (or cannot be
+    /// read): it is never replaced.
+    NotDev,
+}
+
+/// Renew dev files if the server cert is expired (`serve` with
+/// `dev_certs = true`). The CA key is never kept, so renewing means a new CA,
+/// server and client certificate, as on a first run. Only certificates issued
+/// by a dev CA (issuer organization [`DEV_ORGANIZATION`]) are replaced: an
+/// expired real certificate is left for its owner to renew.
+pub fn renew_expired(
+    files: &DevFiles,
+    now: std::time::SystemTime,
+) -> Result<Renewal, DevCertError> {
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let Some(server) = dev_cert_expiry(&files.server_cert) else {
+        return Ok(Renewal::NotDev);
+    };
+    // A CA that has expired (or was replaced by a foreign one) makes the
+    // server certificate useless to clients as well.
+    let ca_expired = dev_cert_expiry(&files.ca).is_some_and(|not_after| not_after <= now);
+    if server > now && !ca_expired {
+        return Ok(Renewal::Valid);
+    }
+    write_dev_files(files)?;
+    Ok(Renewal::Renewed)
+}
+
+/// The notAfter (Unix seconds) of a PEM certificate issued by a dev CA.
+fn dev_cert_expiry(path: &Path) -> Option<i64> {
+    let pem = std::fs::read(path).ok()?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let org = cert.issuer().iter_organization().next()?.as_str().ok()?;
+    (org == DEV_ORGANIZATION).then(|| cert.validity().not_after.timestamp())
+}
+
+#[cfg(test)]
+mod renew_tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// A dev-shaped PKI whose server certificate expired yesterday.
+    fn write_expired(files: &DevFiles, org: &str) {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.distinguished_name = DistinguishedName::new();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "distpoint dev CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::OrganizationName, org);
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let yesterday = SystemTime::now() - Duration::from_secs(86_400);
+        params.not_before = (yesterday - Duration::from_secs(86_400)).into();
+        params.not_after = yesterday.into();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(&files.ca, ca_cert.pem()).unwrap();
+        std::fs::write(&files.server_cert, cert.pem()).unwrap();
+        std::fs::write(&files.server_key, key.serialize_pem()).unwrap();
+    }
+
+    #[test]
+    fn an_expired_dev_certificate_is_renewed_and_a_valid_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = DevFiles::in_folder(dir.path());
+        write_expired(&files, DEV_ORGANIZATION);
+        let before = std::fs::read(&files.server_cert).unwrap();
+        assert_eq!(
+            renew_expired(&files, SystemTime::now()).unwrap(),
+            Renewal::Renewed
+        );
+        let after = std::fs::read(&files.server_cert).unwrap();
+        assert_ne!(before, after);
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(dev_cert_expiry(&files.server_cert).unwrap() > now);
+        assert!(files.client_key.exists());
+        assert_eq!(
+            renew_expired(&files, SystemTime::now()).unwrap(),
+            Renewal::Valid
+        );
+        assert_eq!(std::fs::read(&files.server_cert).unwrap(), after);
+    }
+
+    #[test]
+    fn an_expired_certificate_from_another_ca_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = DevFiles::in_folder(dir.path());
+        write_expired(&files, "Example Corp");
+        let before = std::fs::read(&files.server_cert).unwrap();
+        assert_eq!(
+            renew_expired(&files, SystemTime::now()).unwrap(),
+            Renewal::NotDev
+        );
+        assert_eq!(std::fs::read(&files.server_cert).unwrap(), before);
+        assert!(!files.client_key.exists());
+    }
 }

@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub enum RequestError {
     /// Not GET or HEAD.
     MethodNotAllowed,
+    /// A header that may appear once appeared more often.
+    BadRequest(http::HeaderName),
     /// The URL is outside every virtual path.
     NoRoute,
     /// The URL decodes to something that may never reach the file system.
@@ -109,6 +111,7 @@ impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RequestError::MethodNotAllowed => f.write_str("method not allowed"),
+            RequestError::BadRequest(h) => write!(f, "repeated {h} header"),
             RequestError::NoRoute => f.write_str("no virtual path"),
             RequestError::BadPath(e) => write!(f, "refused path: {e}"),
             RequestError::NoCredentials => f.write_str("no credentials"),
@@ -218,6 +221,7 @@ impl RequestError {
     pub fn status(&self) -> StatusCode {
         match self {
             RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RequestError::NoRoute
             | RequestError::BadPath(_)
             | RequestError::NotFound(_)

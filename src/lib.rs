@@ -25,5 +25,6 @@ pub mod resolve;
 pub mod server;
 pub mod state;
 pub mod sync;
+pub mod systemd;
 pub mod tls;
 pub mod vpath;

@@ -7,7 +7,7 @@
 use crate::config::{Config, ConfigError, Limits};
 use crate::io::{Activity, ConnIo};
 use crate::state::{certs, registry, ConnInfo, Metrics, Runtime, ServerState, TlsState};
-use crate::{banner, devcerts, live, tls};
+use crate::{banner, devcerts, live, systemd, tls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -69,8 +69,13 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     if config.tls.dev_certs_missing() {
         make_dev_certs(&config)?;
         config = Config::load(config_path).map_err(ServerError::Config)?;
+    } else if config.tls.dev_certs {
+        renew_dev_certs(&config)?;
     }
     let tls_state = TlsState::new(&config.tls).map_err(ServerError::Tls)?;
+    for w in config.warnings() {
+        warn!("config: {w}");
+    }
     let mut listeners = Vec::new();
     for addr in &config.server.listen {
         listeners.push((*addr, bind(*addr).map_err(|e| ServerError::Bind(*addr, e))?));
@@ -123,12 +128,19 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
         binder,
         shutdown.clone(),
     ));
+    // Bound, watching, accepting: tell a service manager (Type=notify).
+    let listening: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+    notify(systemd::ready(&format!(
+        "serving on {}",
+        listening.join(", ")
+    )));
 
     wait_for_signal().await;
     info!(
         grace_secs = limits.shutdown_grace.as_secs(),
         "shutting down: no new connections, draining transfers"
     );
+    notify(systemd::stopping("draining transfers"));
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(limits.shutdown_grace, tracker.wait())
@@ -147,29 +159,58 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     Ok(())
 }
 
-fn make_dev_certs(config: &Config) -> Result<(), ServerError> {
+/// The dev PKI files `[tls]` names (client files next to `cert`).
+fn dev_files(config: &Config) -> devcerts::DevFiles {
     let t = &config.tls;
-    warn!(
-        "tls.dev_certs = true and certificate files are missing: creating a development CA, server and client \
-         certificate. Never use these in production."
-    );
     let folder = t
         .cert
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let files = devcerts::DevFiles {
+    devcerts::DevFiles {
         ca: t.client_ca.clone().unwrap_or_else(|| folder.join("ca.crt")),
         server_cert: t.cert.clone(),
         server_key: t.key.clone(),
         client_cert: folder.join("client.crt"),
         client_key: folder.join("client.key"),
-    };
+    }
+}
+
+/// `dev_certs = true` and the files exist: replace them if the dev
+/// certificate has expired (a real certificate is never touched).
+fn renew_dev_certs(config: &Config) -> Result<(), ServerError> {
+    let files = dev_files(config);
+    let renewal = devcerts::renew_expired(&files, std::time::SystemTime::now())
+        .map_err(ServerError::DevCerts)?;
+    if renewal == devcerts::Renewal::Renewed {
+        warn!(
+            cert = %files.server_cert.display(),
+            ca = %files.ca.display(),
+            "the development certificate had expired: made a new development CA, server and client \
+             certificate; clients must trust the new CA"
+        );
+    }
+    Ok(())
+}
+
+fn make_dev_certs(config: &Config) -> Result<(), ServerError> {
+    warn!(
+        "tls.dev_certs = true and certificate files are missing: creating a development CA, server and client \
+         certificate. Never use these in production."
+    );
+    let files = dev_files(config);
     devcerts::write_dev_files(&files).map_err(ServerError::DevCerts)?;
     for p in files.all() {
         warn!(path = %p.display(), "wrote development certificate file");
     }
     Ok(())
+}
+
+/// A failed notification is logged; it never stops the server.
+fn notify(sent: std::io::Result<()>) {
+    if let Err(e) = sent {
+        warn!("cannot notify the service manager: {e}");
+    }
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -220,9 +261,12 @@ struct AcceptCtx {
 /// cancelled alone when the address leaves `server.listen`).
 async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationToken) {
     loop {
-        // At the connection limit, stop accepting: further clients wait in the backlog.
-        let permit = tokio::select! {
-            p = ctx.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+        // At the connection limit, stop accepting: further clients wait in the
+        // backlog. The slot is not held while waiting for a client: a slot
+        // held by every idle listener would be one connection fewer per
+        // listener.
+        tokio::select! {
+            p = ctx.slots.acquire() => drop(p.expect("semaphore never closed")),
             _ = stop.cancelled() => return,
         };
         let (tcp, peer) = tokio::select! {
@@ -236,6 +280,15 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
                 }
             },
             _ = stop.cancelled() => return,
+        };
+        // Another listener may have taken the last slot meanwhile: then this
+        // client waits, accepted but not served, for the next one.
+        let permit = match ctx.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                p = ctx.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+                _ = stop.cancelled() => return,
+            },
         };
         // The TLS config in force now: certificates rotate between handshakes.
         let (acceptor, verifier) = ctx.runtime.tls.acceptor();

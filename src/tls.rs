@@ -125,9 +125,23 @@ pub fn load_client_roots(path: &Path) -> Result<RootCertStore, TlsError> {
 pub fn certified_key(settings: &TlsSettings) -> Result<CertifiedKey, TlsError> {
     let chain = load_cert_chain(&settings.cert)?;
     let key = load_private_key(&settings.key)?;
-    // `from_der` refuses a key that does not match the certificate.
-    CertifiedKey::from_der(chain, key, &provider())
-        .map_err(|e| TlsError::Config(format!("{}: {e}", settings.key.display())))
+    // `from_der` refuses a key that does not match the certificate; say so
+    // in words, not by rustls' variant name.
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            TlsError::Config(format!(
+                "{}: this private key does not belong to the certificate in {} \
+                 (their public keys differ)",
+                settings.key.display(),
+                settings.cert.display()
+            ))
+        }
+        e => TlsError::Config(format!(
+            "{} with {}: {e}",
+            settings.cert.display(),
+            settings.key.display()
+        )),
+    })
 }
 
 /// Build the rustls server configuration from validated settings.

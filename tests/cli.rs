@@ -199,3 +199,87 @@ fn certs_dev_writes_pem_files_with_private_keys_0600() {
         "keys are never printed"
     );
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_first_run_leaves_a_fresh_clone_clean() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let clone = tmp.path().join("clone");
+    git(
+        tmp.path(),
+        &["clone", "--quiet", repo.to_str().unwrap(), "clone"],
+    );
+    // No certificate or key is tracked: each run makes its own.
+    let tracked = git(&clone, &["ls-files", "certs"]);
+    assert_eq!(tracked.trim(), "certs/.gitkeep", "{tracked}");
+    assert!(git(&clone, &["status", "--porcelain"]).is_empty());
+
+    // The shipped config, on an ephemeral port so that runs never collide;
+    // this edit is undone below, everything else the run leaves must be ignored.
+    let cfg = clone.join("config/distpoint.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let edited = text.replace(
+        "listen = [\"127.0.0.1:8443\", \"[::1]:8443\"]",
+        "listen = [\"127.0.0.1:0\"]",
+    );
+    assert_ne!(edited, text, "the shipped config's listen line changed");
+    std::fs::write(&cfg, edited).unwrap();
+    let mut server = distpoint()
+        .arg("serve")
+        .current_dir(&clone)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.trim().strip_prefix("listening on ").map(str::to_string))
+        .expect("the server starts");
+    // Keep reading: the banner goes on after the address.
+    std::thread::spawn(move || lines.for_each(drop));
+    // Serve a request, so that whatever a request writes (state) exists too.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "--cacert",
+            "certs/ca.crt",
+            "--cert",
+            "certs/client.crt",
+        ])
+        .args(["--key", "certs/client.key"])
+        .arg(format!("{url}/SMS_DP_SMSPKG$/PKG00001/readme.txt"))
+        .current_dir(&clone)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    assert!(server.wait().unwrap().success());
+    assert!(clone.join("certs/server.key").exists());
+
+    std::fs::write(&cfg, text).unwrap();
+    let status = git(&clone, &["status", "--porcelain", "--untracked-files=all"]);
+    assert!(status.is_empty(), "the run dirtied the clone:\n{status}");
+}

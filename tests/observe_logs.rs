@@ -101,7 +101,8 @@ async fn rust_log_filters_targets_and_a_reload_switches_to_json() {
     let text = config(&site, "");
     let path = site.config(&text);
     // The access log off by its target, everything else at info.
-    let server = Server::start_with_log_filter(&path, "info,distpoint::access=off");
+    let filter = std::ffi::OsStr::new("info,distpoint::access=off");
+    let server = Server::start_with_env(&path, &[("RUST_LOG", filter)]);
     let tls = || site.tls(false, H1);
     assert_eq!(
         fetch(&server, tls(), req("GET", &server.url("/pub/hello.txt")))

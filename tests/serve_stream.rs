@@ -229,6 +229,46 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
 }
 
 #[tokio::test]
+async fn max_connections_counts_connections_not_listeners() {
+    let site = Site::new();
+    site.file("content/pub/small.txt", b"small\n");
+    // Two listeners and room for two connections, both taken on one listener.
+    let head = site
+        .head()
+        .replace(
+            "listen = [\"127.0.0.1:0\"]",
+            "listen = [\"127.0.0.1:0\", \"127.0.0.2:0\"]",
+        )
+        .replacen("[server]\n", "[server]\nmax_connections = 2\n", 1);
+    let server = site.start(&format!(
+        "{head}[[vpath]]\nurl = \"/pub\"\ndir = \"content/pub\"\nanonymous = true\n"
+    ));
+    let addrs = server.addrs(2);
+    let tls = site.tls(false, &[Protocol::Http1]);
+    let deadline = Duration::from_secs(5);
+    let first = tokio::time::timeout(deadline, Conn::connect(addrs[0], "localhost", tls.clone()));
+    let first = first.await.expect("first served").unwrap();
+    let second = tokio::time::timeout(deadline, Conn::connect(addrs[0], "localhost", tls.clone()));
+    let second = second
+        .await
+        .expect("the second is served too: two slots")
+        .unwrap();
+    // A third, on the other listener, waits for a slot.
+    let third = tokio::time::timeout(
+        Duration::from_millis(700),
+        Conn::connect(addrs[1], "localhost", tls.clone()),
+    )
+    .await;
+    assert!(
+        third.is_err(),
+        "a third connection is not served while two are open"
+    );
+    drop((first, second));
+    let third = tokio::time::timeout(deadline, Conn::connect(addrs[1], "localhost", tls)).await;
+    assert!(matches!(third, Ok(Ok(_))), "a slot freed up");
+}
+
+#[tokio::test]
 async fn ipv6_listeners_work() {
     let site = Site::new();
     site.file("content/pub/small.txt", b"small\n");

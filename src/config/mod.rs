@@ -227,6 +227,43 @@ impl Config {
             who.join(", ")
         }
     }
+
+    /// What validates but is probably not what the operator meant: a
+    /// protected folder that an anonymous path also serves, the whole file
+    /// system served, an `allow` list on an anonymous path.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for vp in self.vpaths.iter() {
+            if vp.dir == Path::new("/") {
+                out.push(format!(
+                    "{}: dir = \"/\" serves the whole file system",
+                    vp.url
+                ));
+            }
+            if vp.anonymous && !vp.allow.is_empty() {
+                out.push(format!(
+                    "{}: anonymous = true, so its allow list has no effect: anyone may read",
+                    vp.url
+                ));
+            }
+            if vp.anonymous {
+                continue;
+            }
+            for open in self.vpaths.iter().filter(|o| o.anonymous) {
+                if vp.dir.starts_with(&open.dir) {
+                    out.push(format!(
+                        "{}: its folder {} is inside {}, which {} serves anonymously: \
+                         its files are readable without credentials there",
+                        vp.url,
+                        vp.dir.display(),
+                        open.dir.display(),
+                        open.url
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Turns the raw schema into a [`Config`], failing at the first problem.

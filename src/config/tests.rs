@@ -188,3 +188,30 @@ fn auth_throttle_keys_have_defaults_and_are_validated() {
         assert!(e.contains("distpoint.toml:3:") && e.contains(needle), "{e}");
     }
 }
+
+#[test]
+fn warnings_name_what_validates_but_exposes_more_than_meant() {
+    let f = Fixture::new();
+    fs::create_dir_all(f.dir.path().join("content/pub/private")).unwrap();
+    let c = f
+        .parse(&with(
+        "[[vpath]]\nurl = \"/pub\"\ndir = \"content/pub\"\nanonymous = true\nallow = [\"cert:x\"]\n\
+         [[vpath]]\nurl = \"/private\"\ndir = \"content/pub/private\"\nallow = [\"cert:x\"]\n\
+         [[vpath]]\nurl = \"/all\"\ndir = \"/\"\nallow = [\"cert:x\"]\n",
+    ))
+        .unwrap();
+    let w = c.warnings().join("\n");
+    assert!(
+        w.contains("/pub: anonymous = true, so its allow list has no effect"),
+        "{w}"
+    );
+    assert!(
+        w.contains("/private: its folder") && w.contains("which /pub serves anonymously"),
+        "{w}"
+    );
+    assert!(
+        w.contains("/all: dir = \"/\" serves the whole file system"),
+        "{w}"
+    );
+    assert_eq!(c.warnings().len(), 3, "{w}");
+}

@@ -108,10 +108,15 @@ impl IntegrityState {
 
     /// The published package of `vpath`; `503` when it is unavailable.
     pub async fn package(&self, vpath: &Arc<Vpath>) -> Result<Arc<Package>, IntegrityError> {
-        let (packages, vpath) = (self.packages.clone(), vpath.clone());
-        tokio::task::spawn_blocking(move || packages.get(&vpath))
-            .await?
-            .map_err(|cause| IntegrityError::Unavailable { cause })
+        let loaded = match self.packages.current(vpath) {
+            Some(current) => current,
+            // Changed or never loaded: read and check it off the async threads.
+            None => {
+                let (packages, vpath) = (self.packages.clone(), vpath.clone());
+                tokio::task::spawn_blocking(move || packages.get(&vpath)).await?
+            }
+        };
+        loaded.map_err(|cause| IntegrityError::Unavailable { cause })
     }
 
     /// The manifest of a resolved file and a verifying source to send it from.
@@ -123,7 +128,7 @@ impl IntegrityState {
         resolved: ResolvedFile,
         label: &str,
     ) -> Result<Prepared, IntegrityError> {
-        let file = Arc::new(resolved.file);
+        let file = resolved.file;
         let identity = resolved.identity;
         let path = vpath.dir.join(rest.join("/"));
         let (manifest, trust) = match vpath.integrity {

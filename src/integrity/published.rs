@@ -129,22 +129,36 @@ fn stat(path: &Path) -> Option<FileIdentity> {
         .map(|m| FileIdentity::from_metadata(&m))
 }
 
+/// The files whose identities say whether a loaded package is current.
+fn stamp_of(vpath: &Vpath) -> Stamp {
+    let meta = vpath.dir.join(META_DIR);
+    [meta.join(MANIFEST_FILE), meta.join(SIGNATURE_FILE)]
+        .iter()
+        .chain(vpath.publisher_keys.iter())
+        .map(|p| stat(p))
+        .collect()
+}
+
 impl PackageStore {
+    /// The package of `vpath` as loaded before, if none of its files changed
+    /// since: a few `stat`s and no read, cheap enough for the async threads.
+    pub fn current(&self, vpath: &Vpath) -> Option<Result<Arc<Package>, Arc<PackageError>>> {
+        let stamp = stamp_of(vpath);
+        let key = (vpath.dir.clone(), vpath.publisher_keys.clone());
+        let loaded = crate::sync::lock(&self.loaded);
+        let l = loaded.get(&key)?;
+        (l.stamp == stamp).then(|| l.result.clone())
+    }
+
     /// The package of `vpath`, or why the path is unavailable. Blocking
     /// (a few `stat`s; a read when something changed).
     pub fn get(&self, vpath: &Vpath) -> Result<Arc<Package>, Arc<PackageError>> {
-        let meta = vpath.dir.join(META_DIR);
-        let files: Vec<PathBuf> = [meta.join(MANIFEST_FILE), meta.join(SIGNATURE_FILE)]
-            .into_iter()
-            .chain(vpath.publisher_keys.iter().cloned())
-            .collect();
-        let stamp: Stamp = files.iter().map(|p| stat(p)).collect();
-        let key = (vpath.dir.clone(), vpath.publisher_keys.clone());
-        if let Some(l) = crate::sync::lock(&self.loaded).get(&key) {
-            if l.stamp == stamp {
-                return l.result.clone();
-            }
+        if let Some(current) = self.current(vpath) {
+            return current;
         }
+        let meta = vpath.dir.join(META_DIR);
+        let stamp = stamp_of(vpath);
+        let key = (vpath.dir.clone(), vpath.publisher_keys.clone());
         let result = load(vpath, &meta).map(Arc::new).map_err(Arc::new);
         match &result {
             Ok(p) => info!(

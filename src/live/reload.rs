@@ -31,6 +31,23 @@ pub enum Outcome {
 /// Read the config file again and apply it if it validates. `since` is when
 /// the change was first noticed, to log how long it took to be in force.
 pub async fn reload_config(state: &Runtime, why: &str, since: Instant) -> Outcome {
+    notify(crate::systemd::reloading());
+    let outcome = apply_config(state, why, since).await;
+    notify(crate::systemd::ready(match outcome {
+        Outcome::Applied { .. } => "serving; config reloaded",
+        Outcome::Rejected => "serving; last config change rejected",
+    }));
+    outcome
+}
+
+/// A failed notification is logged; it never stops a reload.
+fn notify(sent: std::io::Result<()>) {
+    if let Err(e) = sent {
+        warn!(target: "distpoint::live", "cannot notify the service manager: {e}");
+    }
+}
+
+async fn apply_config(state: &Runtime, why: &str, since: Instant) -> Outcome {
     let path = state.shared.config.load().path.clone();
     let loaded = {
         let path = path.clone();

@@ -27,7 +27,7 @@ use crate::body::{Cuttable, Logged, ResponseBody};
 use crate::config::{Config, MetricsSettings};
 use crate::error::RequestError;
 use crate::logging::AccessLog;
-use crate::resolve::{self, ResolvedFile};
+use crate::resolve::{self, OpenFiles, ResolvedFile};
 use crate::state::{Authority, ConnInfo, ServerState};
 use crate::vpath::Vpath;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -77,6 +77,7 @@ async fn serve<B>(
     log: &mut AccessLog,
 ) -> Result<Response<Cuttable<ResponseBody>>, RequestError> {
     let method = allowed_method(req.method())?;
+    single_headers(req)?;
     let route = Route::of(config, req.uri())?;
     log.route(route.url());
     let identity = state
@@ -100,7 +101,7 @@ async fn serve<B>(
         let response = documents::package(&state.integrity, vpath, rest, target.query, head);
         return Ok(response.await?.map(Cuttable::never));
     }
-    let file = open(vpath, rest).await?;
+    let file = open(&state.files, vpath, rest).await?;
     let path = req.uri().path();
     let prepared = state.integrity.prepare(vpath, rest, file, path).await?;
     let name = rest.last().map(String::as_str).unwrap_or("");
@@ -219,12 +220,27 @@ fn allowed_method(method: &Method) -> Result<Method, RequestError> {
 }
 
 /// Split the URL path into decoded segments; nothing unsafe survives this.
+/// Exactly one leading `/`: `//pub/x` is not a second spelling of `/pub/x`.
 fn decode_path(path: &str) -> Result<Vec<String>, RequestError> {
-    let rest = path.strip_prefix('/').ok_or(RequestError::NoRoute)?;
-    if rest.is_empty() {
+    if !path.starts_with('/') {
+        return Err(RequestError::NoRoute);
+    }
+    if path == "/" {
         return Ok(Vec::new());
     }
-    resolve::decode_segments(rest).map_err(RequestError::BadPath)
+    resolve::decode_segments(path).map_err(RequestError::BadPath)
+}
+
+/// Headers that must appear at most once: two `Authorization`s could be
+/// judged differently by a proxy and by us, two `Range`s or `Host`s make the
+/// request ambiguous.
+fn single_headers<B>(req: &Request<B>) -> Result<(), RequestError> {
+    for name in [header::AUTHORIZATION, header::RANGE, header::HOST] {
+        if req.headers().get_all(&name).iter().nth(1).is_some() {
+            return Err(RequestError::BadRequest(name));
+        }
+    }
+    Ok(())
 }
 
 /// Anonymous only where the path says so; otherwise the principal must be allowed.
@@ -246,15 +262,23 @@ fn authorize(
     }
 }
 
-/// Open the file beneath the path's folder, off the async threads.
-async fn open(vpath: &Vpath, rest: &[String]) -> Result<ResolvedFile, RequestError> {
+/// Open the file beneath the path's folder: a file opened before is reused
+/// after one `stat` shows the path still names it; anything else is
+/// resolved with every rule, off the async threads.
+async fn open(
+    files: &Arc<OpenFiles>,
+    vpath: &Vpath,
+    rest: &[String],
+) -> Result<ResolvedFile, RequestError> {
     if rest.is_empty() {
         // The path's own folder: there are no listings.
         return Err(RequestError::NotFound(resolve::ResolveError::NotRegular));
     }
-    let dir = vpath.dir.clone();
-    let rest = rest.to_vec();
-    tokio::task::spawn_blocking(move || resolve::open_beneath(&dir, &rest))
+    if let Some(hit) = files.revalidate(&vpath.dir, rest) {
+        return Ok(hit);
+    }
+    let (files, dir, rest) = (files.clone(), vpath.dir.clone(), rest.to_vec());
+    tokio::task::spawn_blocking(move || files.open(&dir, &rest))
         .await?
         .map_err(RequestError::NotFound)
 }

@@ -232,3 +232,16 @@ async fn a_restart_reuses_the_persisted_manifest_of_a_quiet_file() {
             || fs::read_dir(state_dir.join("manifests")).unwrap().count() == 0
     );
 }
+
+#[tokio::test]
+async fn one_spelling_per_url_and_one_of_each_sensitive_header() {
+    let f = Fixture::new(PATHS);
+    assert_eq!(f.get(get("/pub/hello.txt")).await.0, StatusCode::OK);
+    for uri in ["//pub/hello.txt", "/pub//hello.txt", "///pub/hello.txt"] {
+        assert_eq!(f.get(get(uri)).await.0, StatusCode::NOT_FOUND, "{uri}");
+    }
+    for name in ["authorization", "range", "host"] {
+        let req = get("/pub/hello.txt").header(name, "a").header(name, "b");
+        assert_eq!(f.get(req).await.0, StatusCode::BAD_REQUEST, "{name}");
+    }
+}

@@ -64,10 +64,11 @@ impl FileIdentity {
 
 /// An open regular file and its identity, taken from the same descriptor
 /// after the open (no check-then-open race).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ResolvedFile {
-    /// The file, open read-only, close-on-exec, in blocking mode.
-    pub file: std::fs::File,
+    /// The file, open read-only, close-on-exec, in blocking mode; shared
+    /// (the open-file cache and every response reading it hold it).
+    pub file: std::sync::Arc<std::fs::File>,
     /// Identity of `file` at the time it was opened.
     pub identity: FileIdentity,
 }

@@ -16,15 +16,20 @@
 //!    one component at a time with `O_NOFOLLOW`. It re-checks every segment
 //!    with the same rules, so a caller that skips step 1 still cannot escape.
 //!
+//! [`OpenFiles`] keeps files opened that way and reuses one while its path
+//! still names the same inode (one `stat`, no open).
+//!
 //! The file's type and identity are taken from the opened descriptor itself
 //! (never from a path stat before the open), so there is no
 //! check-then-open race. Every error becomes `404` for the client; the
 //! [`ResolveError`] variant only says why, for the log.
 
+pub mod cache;
 mod identity;
 mod open;
 mod segments;
 
+pub use cache::OpenFiles;
 pub use identity::{FileIdentity, ResolvedFile};
 pub use open::open_beneath;
 pub use segments::decode_segments;

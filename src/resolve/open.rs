@@ -36,6 +36,7 @@
 
 use std::fs::{File, Metadata};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -123,7 +124,7 @@ pub(crate) fn open_beneath_with(
     open_at(dirfd.as_fd(), segments, lookup, reopen)
 }
 
-fn check_segments(segments: &[String]) -> Result<(), ResolveError> {
+pub(super) fn check_segments(segments: &[String]) -> Result<(), ResolveError> {
     if segments.is_empty() {
         return Err(ResolveError::ForbiddenSegment("empty path"));
     }
@@ -239,7 +240,10 @@ fn finish(fd: OwnedFd, expect: Option<(u64, u64)>) -> Result<ResolvedFile, Resol
     }
     rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK).map_err(io)?;
     let identity = FileIdentity::from_metadata(&meta);
-    Ok(ResolvedFile { file, identity })
+    Ok(ResolvedFile {
+        file: std::sync::Arc::new(file),
+        identity,
+    })
 }
 
 fn check_regular(meta: &Metadata) -> Result<(), ResolveError> {
@@ -264,11 +268,48 @@ fn lookup_leaf(
     match lookup {
         Lookup::Openat2 => {
             let rel = segments.join("/");
-            retry(|| openat2(dirfd, rel.as_str(), leaf_flags, Mode::empty(), beneath()))
-                .map_err(map_errno)
+            // Most paths hold no symlink: one lookup that refuses them all.
+            let plain = beneath() | ResolveFlags::NO_SYMLINKS;
+            match retry(|| openat2(dirfd, rel.as_str(), leaf_flags, Mode::empty(), plain)) {
+                Err(Errno::LOOP) => {}
+                other => return other.map_err(map_errno),
+            }
+            // A symlink on the way: follow it beneath the folder, then apply
+            // the segment rules to where it led (a symlink to `.secret` or
+            // to `CON` must not serve what its name would not).
+            let fd = retry(|| openat2(dirfd, rel.as_str(), leaf_flags, Mode::empty(), beneath()))
+                .map_err(map_errno)?;
+            check_target(dirfd, fd.as_fd())?;
+            Ok(fd)
         }
         Lookup::Walk => walk(dirfd, segments, leaf_flags),
     }
+}
+
+/// The path `fd` was reached by, below `dirfd`, obeys the segment rules.
+/// Without a usable `/proc` the target cannot be read: refuse.
+fn check_target(dirfd: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<(), ResolveError> {
+    if PROC_FD.load(Ordering::Relaxed) != WORKS {
+        return Err(ResolveError::Escape);
+    }
+    let real = |fd: BorrowedFd<'_>| {
+        rustix::fs::readlinkat(CWD, proc_fd_path(fd), Vec::new())
+            .map(|p| std::path::PathBuf::from(std::ffi::OsString::from_vec(p.into_bytes())))
+            .map_err(io)
+    };
+    let (base, target) = (real(dirfd)?, real(fd)?);
+    let rel = target
+        .strip_prefix(&base)
+        .map_err(|_| ResolveError::Escape)?;
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(s) => {
+                check_segment(s.to_str().ok_or(ResolveError::BadEncoding)?)?
+            }
+            _ => return Err(ResolveError::Escape),
+        }
+    }
+    Ok(())
 }
 
 /// The fallback: one `openat` per component, never following a symlink.

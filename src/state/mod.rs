@@ -28,6 +28,7 @@ use crate::auth::{Authenticator, LockoutHook};
 use crate::body::Budget;
 use crate::config::Config;
 use crate::integrity::IntegrityState;
+use crate::resolve::OpenFiles;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct ServerState {
     pub transfers: TransferRegistry,
     /// File bytes in flight, server-wide.
     pub budget: Arc<Budget>,
+    /// Files opened safely, reused while their paths name them.
+    pub files: Arc<OpenFiles>,
     /// Every metric family.
     pub metrics: Arc<Metrics>,
     /// The audit log (off without `[audit]`).
@@ -77,6 +80,7 @@ impl ServerState {
             integrity,
             transfers: TransferRegistry::counting(metrics.transfers_running.clone()),
             budget: Budget::new(limits.max_inflight_bytes),
+            files: Arc::new(OpenFiles::default()),
             config: ArcSwap::from_pointee(config),
             metrics,
             audit,

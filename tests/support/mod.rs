@@ -121,21 +121,23 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    listening: Arc<Mutex<Vec<SocketAddr>>>,
     /// Reads stderr into `log` until the process closes it.
     stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
     pub fn start(config: &Path) -> Server {
-        Server::start_with_log_filter(config, "info")
+        Server::start_with_env(config, &[])
     }
 
-    /// Start with `RUST_LOG` set to `filter`.
-    pub fn start_with_log_filter(config: &Path, filter: &str) -> Server {
+    /// Start with extra environment variables.
+    pub fn start_with_env(config: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_distpoint"))
             .args(["serve", "--config"])
             .arg(config)
-            .env("RUST_LOG", filter)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -152,14 +154,14 @@ impl Server {
         });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let listening = Arc::new(Mutex::new(Vec::new()));
+        let seen = listening.clone();
         std::thread::spawn(move || {
-            let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(url) = line.trim().strip_prefix("listening on https://") {
-                        let _ = tx.send(url.parse::<SocketAddr>().unwrap());
-                        sent = true;
-                    }
+                if let Some(url) = line.trim().strip_prefix("listening on https://") {
+                    let addr = url.parse::<SocketAddr>().unwrap();
+                    seen.lock().unwrap().push(addr);
+                    let _ = tx.send(addr);
                 }
             }
         });
@@ -168,6 +170,7 @@ impl Server {
                 child,
                 addr,
                 log,
+                listening,
                 stderr_reader: Some(stderr_reader),
             },
             Err(_) => {
@@ -175,6 +178,19 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(200));
                 panic!("server did not start; log:\n{}", log.lock().unwrap());
             }
+        }
+    }
+
+    /// Every address the banner announced, once there are `n` of them.
+    pub fn addrs(&self, n: usize) -> Vec<SocketAddr> {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.listening.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(Instant::now() < end, "only {got:?} announced");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

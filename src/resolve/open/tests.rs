@@ -79,7 +79,7 @@ impl Fixture {
 
 fn content(r: Result<ResolvedFile, ResolveError>) -> String {
     let mut s = String::new();
-    r.unwrap().file.read_to_string(&mut s).unwrap();
+    (&*r.unwrap().file).read_to_string(&mut s).unwrap();
     s
 }
 
@@ -604,3 +604,30 @@ each_strategy!(openat2_procfd, Lookup::Openat2, Reopen::ProcFd);
 each_strategy!(openat2_direct, Lookup::Openat2, Reopen::Direct);
 each_strategy!(walk_procfd, Lookup::Walk, Reopen::ProcFd);
 each_strategy!(walk_direct, Lookup::Walk, Reopen::Direct);
+
+#[test]
+fn openat2_refuses_a_symlink_whose_target_breaks_the_segment_rules() {
+    if !openat2_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.join(".secret"), "secret").unwrap();
+    std::fs::create_dir(fx.dir.join(".hidden")).unwrap();
+    std::fs::write(fx.dir.join(".hidden/key"), "key").unwrap();
+    std::fs::write(fx.dir.join("sub/CON"), "device name").unwrap();
+    symlink(".secret", fx.dir.join("tosecret")).unwrap();
+    symlink(".hidden", fx.dir.join("tohidden")).unwrap();
+    symlink("sub/CON", fx.dir.join("tocon")).unwrap();
+    for name in ["tosecret", "tohidden/key", "tocon"] {
+        let got = fx.open_with(name, Lookup::Openat2, Reopen::ProcFd);
+        assert!(
+            matches!(got, Err(ResolveError::ForbiddenSegment(_))),
+            "{name}: {got:?}"
+        );
+    }
+    // A symlink to an ordinary file inside is still followed.
+    assert_eq!(
+        content(fx.open_with("in", Lookup::Openat2, Reopen::ProcFd)),
+        "inner"
+    );
+}

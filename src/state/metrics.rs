@@ -343,4 +343,53 @@ mod tests {
         assert!(ty.starts_with("application/openmetrics-text"));
         assert!(open.ends_with("# EOF\n"));
     }
+
+    #[test]
+    fn the_dashboard_asks_only_for_families_that_exist() {
+        let m = Metrics::new();
+        // Give every family a sample, so that each appears in the text.
+        let path = PathLabel { path: "/p".into() };
+        m.replicas.last_success.get_or_create(&path).set(1);
+        m.replicas.sequence.get_or_create(&path).set(1);
+        m.replicas.bytes_fetched.get_or_create(&path).inc();
+        m.replicas.bytes_reused.get_or_create(&path).inc();
+        m.integrity.refused_on("/p").inc();
+        m.transfers_cut
+            .get_or_create(&ReasonLabel { reason: "revoked" })
+            .inc();
+        m.auth_failure("malformed");
+        m.reload("tls", "applied");
+        m.response_bytes
+            .get_or_create(&BytesLabels {
+                path: "/p".into(),
+                proto: "h1",
+            })
+            .inc();
+        m.requests
+            .get_or_create(&RequestLabels {
+                class: "2xx",
+                proto: "h1",
+            })
+            .inc();
+        let (text, _) = m.encode(false);
+        let exposed: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        let dashboard = include_str!("../../contrib/grafana-dashboard.json");
+        let mut asked = 0;
+        for (i, _) in dashboard.match_indices("distpoint_") {
+            let name: String = dashboard[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                exposed.contains(name.as_str()),
+                "the dashboard asks for {name}, not exposed: {exposed:?}"
+            );
+            asked += 1;
+        }
+        assert!(asked > 15, "{asked} queries");
+    }
 }

@@ -234,11 +234,44 @@ pub struct PackageManifest {
     pub version: u32,
     /// Chunk size of every file.
     pub chunk_size: u64,
+    /// Release number: a replica never goes back to a lower one (default
+    /// at publish: the Unix time). Absent in older manifests: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// RFC 3339 time after which the package must not be taken (freeze).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
     /// Relative path (forward slashes) → entry.
     pub files: BTreeMap<String, PackageEntry>,
 }
 
+/// How far past `expires` a manifest is still taken (clock skew).
+pub const EXPIRY_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
+
 impl PackageManifest {
+    /// The release number (0 when the manifest has none).
+    pub fn sequence(&self) -> u64 {
+        self.sequence.unwrap_or(0)
+    }
+
+    /// When the package expires, if it does; an `expires` that does not
+    /// parse is an error.
+    pub fn expires_at(&self) -> Result<Option<std::time::SystemTime>, ManifestError> {
+        self.expires
+            .as_deref()
+            .map(|e| {
+                humantime::parse_rfc3339_weak(e).map_err(|_| {
+                    ManifestError::Inconsistent(format!("expires {e:?} is not RFC 3339"))
+                })
+            })
+            .transpose()
+    }
+
+    /// True when `expires` is more than [`EXPIRY_SKEW`] before `now`.
+    pub fn expired(&self, now: std::time::SystemTime) -> Result<bool, ManifestError> {
+        Ok(self.expires_at()?.is_some_and(|at| at + EXPIRY_SKEW < now))
+    }
+
     /// The manifest of one listed file, checked.
     pub fn file(&self, rel: &str) -> Option<Result<FileManifest, ManifestError>> {
         let e = self.files.get(rel)?;

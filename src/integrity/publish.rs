@@ -60,6 +60,8 @@ pub struct Published {
     pub manifest_path: PathBuf,
     /// Path of the signature, when signed.
     pub signature_path: Option<PathBuf>,
+    /// The release number written.
+    pub sequence: u64,
 }
 
 /// Every regular file under `dir`, except dotfiles, dot-folders (so also
@@ -132,12 +134,22 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
     std::fs::rename(&tmp, path).map_err(|e| PublishError::Io(path.to_path_buf(), e))
 }
 
+/// What a release says about itself besides its files.
+#[derive(Debug, Clone, Default)]
+pub struct Release {
+    /// Release number (`None`: the current Unix time).
+    pub sequence: Option<u64>,
+    /// Expiry, if the package must not be taken after a time.
+    pub expires: Option<std::time::SystemTime>,
+}
+
 /// Hash `dir` and write `dir/.distpoint/manifest.json`, signed with `key`
 /// when given (otherwise any old signature is removed: it would not match).
 pub fn publish(
     dir: &Path,
     chunk_size: u64,
     key: Option<&PrivateKey>,
+    release: &Release,
 ) -> Result<Published, PublishError> {
     if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
         return Err(PublishError::ChunkSize(chunk_size));
@@ -158,9 +170,17 @@ pub fn publish(
             },
         );
     }
+    let now = std::time::SystemTime::now();
     let manifest = PackageManifest {
         version: 1,
         chunk_size,
+        sequence: Some(release.sequence.unwrap_or_else(|| {
+            now.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        })),
+        expires: release
+            .expires
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
         files: entries,
     };
     let mut bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
@@ -188,6 +208,7 @@ pub fn publish(
     };
     write_atomic(&manifest_path, &bytes)?;
     Ok(Published {
+        sequence: manifest.sequence(),
         package_hash: sha256(&bytes),
         roots,
         manifest_path,

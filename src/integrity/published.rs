@@ -35,6 +35,10 @@ pub struct Package {
     pub signature: Option<Bytes>,
     /// Each listed file's manifest, by relative path.
     pub files: HashMap<String, Arc<FileManifest>>,
+    /// Its release number (0 when it has none).
+    pub sequence: u64,
+    /// When it expires, if it does.
+    pub expires: Option<std::time::SystemTime>,
 }
 
 /// Why a published path's manifest cannot be used; the path is then `503`.
@@ -64,6 +68,11 @@ pub enum PackageError {
     Version(u32),
     /// A chunk size outside the supported limits.
     ChunkSize(u64),
+    /// The manifest expired (its `expires`, with 5 minutes' skew, is past)
+    /// and the path has publisher keys: a frozen release is not served.
+    Expired(String),
+    /// A package-level field is invalid.
+    Field(ManifestError),
     /// One file entry is inconsistent.
     Entry {
         /// Its relative path.
@@ -91,6 +100,8 @@ impl std::fmt::Display for PackageError {
             }
             PackageError::Version(v) => write!(f, "unsupported manifest version {v}"),
             PackageError::ChunkSize(c) => write!(f, "unsupported chunk_size {c}"),
+            PackageError::Expired(at) => write!(f, "the package manifest expired at {at}"),
+            PackageError::Field(e) => write!(f, "{e}"),
             PackageError::Entry { rel, source } => write!(f, "entry {rel:?}: {source}"),
         }
     }
@@ -102,7 +113,7 @@ impl std::error::Error for PackageError {
             PackageError::Read { source, .. } => Some(source),
             PackageError::Key(e) => Some(e),
             PackageError::Invalid { source, .. } => Some(source),
-            PackageError::Entry { source, .. } => Some(source),
+            PackageError::Entry { source, .. } | PackageError::Field(source) => Some(source),
             _ => None,
         }
     }
@@ -147,7 +158,7 @@ impl PackageStore {
         let key = (vpath.dir.clone(), vpath.publisher_keys.clone());
         let loaded = crate::sync::lock(&self.loaded);
         let l = loaded.get(&key)?;
-        (l.stamp == stamp).then(|| l.result.clone())
+        (l.stamp == stamp).then(|| unexpired(vpath, l.result.clone()))
     }
 
     /// The package of `vpath`, or why the path is unavailable. Blocking
@@ -174,7 +185,25 @@ impl PackageStore {
             result: result.clone(),
         });
         crate::sync::lock(&self.loaded).insert(key, loaded);
-        result
+        unexpired(vpath, result)
+    }
+}
+
+/// A path with publisher keys does not serve an expired release (a freeze
+/// the publisher signed); checked on every use, since time moves on.
+fn unexpired(
+    vpath: &Vpath,
+    loaded: Result<Arc<Package>, Arc<PackageError>>,
+) -> Result<Arc<Package>, Arc<PackageError>> {
+    let package = loaded?;
+    let now = std::time::SystemTime::now();
+    match package.expires {
+        Some(at) if !vpath.publisher_keys.is_empty() && at + super::manifest::EXPIRY_SKEW < now => {
+            Err(Arc::new(PackageError::Expired(
+                humantime::format_rfc3339_seconds(at).to_string(),
+            )))
+        }
+        _ => Ok(package),
     }
 }
 
@@ -229,9 +258,12 @@ fn load(vpath: &Vpath, meta: &Path) -> Result<Package, PackageError> {
             })?;
         files.insert(rel.clone(), Arc::new(m));
     }
+    let expires = manifest.expires_at().map_err(PackageError::Field)?;
     Ok(Package {
         bytes: Bytes::from(bytes),
         signature: signature.map(Bytes::from),
         files,
+        sequence: manifest.sequence(),
+        expires,
     })
 }

@@ -1,0 +1,109 @@
+//! Release numbers and expiry in the package manifest (`publish --sequence
+//! N --expires …`): both covered by the hash and the signature; a path with
+//! publisher keys does not serve an expired release.
+
+mod support;
+
+use distpoint::client::Protocol;
+use std::process::Command;
+use support::*;
+
+fn distpoint(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_distpoint"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn manifest(site: &Site) -> serde_json::Value {
+    let bytes = std::fs::read(site.path("content/pkg/.distpoint/manifest.json")).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn sequence_and_expiry_are_written_signed_and_an_expired_release_is_not_served() {
+    let site = Site::new();
+    site.file("content/pkg/a.bin", &data(10_000, 1));
+    let key = site.path("publisher.key");
+    let (ok, _, err) = distpoint(&["publish", "--gen-key", key.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let pkg = site.path("content/pkg");
+    let (pkg, key_s) = (pkg.to_str().unwrap(), key.to_str().unwrap());
+
+    // Defaults: the sequence is the Unix time, no expiry.
+    let (ok, out, err) = distpoint(&["publish", pkg, "--key", key_s]);
+    assert!(ok, "{err}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let seq = manifest(&site)["sequence"].as_u64().unwrap();
+    assert!(seq.abs_diff(now) < 60, "{seq} vs {now}");
+    assert!(out.contains(&format!("sequence {seq}")), "{out}");
+    assert!(manifest(&site).get("expires").is_none());
+
+    let server = site.start(&format!(
+        "{}[[vpath]]\nurl = \"/pkg\"\ndir = \"content/pkg\"\nanonymous = true\n\
+         integrity = \"published\"\npublisher_keys = [\"publisher.key.pub\"]\n",
+        site.head()
+    ));
+    let tls = site.tls(false, &[Protocol::Http1]);
+    let url = server.url("/pkg/a.bin");
+    assert_eq!(
+        fetch(&server, tls.clone(), req("GET", &url)).await.status,
+        200
+    );
+
+    // An explicit sequence and an expiry in 30 days: still served.
+    let (ok, _, err) = distpoint(&[
+        "publish",
+        pkg,
+        "--key",
+        key_s,
+        "--sequence",
+        "42",
+        "--expires",
+        "30d",
+    ]);
+    assert!(ok, "{err}");
+    let m = manifest(&site);
+    assert_eq!(m["sequence"], 42);
+    let expires = humantime::parse_rfc3339(m["expires"].as_str().unwrap()).unwrap();
+    let in_30d = std::time::SystemTime::now() + std::time::Duration::from_secs(30 * 86_400);
+    assert!(expires <= in_30d && expires + std::time::Duration::from_secs(120) > in_30d);
+    assert_eq!(
+        fetch(&server, tls.clone(), req("GET", &url)).await.status,
+        200
+    );
+
+    // Expired long ago: the signed freeze makes the path unavailable.
+    let (ok, _, err) = distpoint(&[
+        "publish",
+        pkg,
+        "--key",
+        key_s,
+        "--expires",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert!(ok, "{err}");
+    let got = fetch(&server, tls.clone(), req("GET", &url)).await;
+    assert_eq!(got.status, 503);
+    assert!(got.header("retry-after").is_some());
+    assert!(
+        server.wait_log(
+            "expired at 2020-01-01T00:00:00Z",
+            std::time::Duration::from_secs(5)
+        ),
+        "{}",
+        server.log()
+    );
+
+    // A bad --expires is a usage error naming the flag.
+    let (ok, _, err) = distpoint(&["publish", pkg, "--expires", "next tuesday"]);
+    assert!(!ok && err.contains("--expires"), "{err}");
+}

@@ -59,13 +59,15 @@ impl std::error::Error for ServerError {
     }
 }
 
-/// Run the server until SIGTERM or SIGINT, then drain.
-pub async fn run(config_path: &Path) -> Result<(), ServerError> {
+/// Run the server until SIGTERM or SIGINT, then drain. `origin` says how the
+/// config file was chosen; it is logged once the config has set the log format.
+pub async fn run(config_path: &Path, origin: &str) -> Result<(), ServerError> {
     // Before anything else: SIGHUP's default action would end the process.
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .expect("install SIGHUP handler");
     let mut config = Config::load(config_path).map_err(ServerError::Config)?;
     crate::logging::set_format(config.log_format);
+    info!("{origin}");
     if config.tls.dev_certs_missing() {
         make_dev_certs(&config)?;
         config = Config::load(config_path).map_err(ServerError::Config)?;

@@ -25,8 +25,7 @@ impl ConfigArg {
 pub fn run(args: ConfigArg) -> Result<(), Failure> {
     distpoint::logging::init();
     let choice = args.choose()?;
-    tracing::info!("{}", choice.describe());
     let rt = runtime()?;
-    rt.block_on(distpoint::server::run(&choice.path))
+    rt.block_on(distpoint::server::run(&choice.path, &choice.describe()))
         .map_err(|e| Failure::usage(e.to_string()))
 }

@@ -262,6 +262,17 @@ impl Config {
                 }
             }
         }
+        match &self.metrics {
+            Some(m) if m.anonymous => out.push(format!(
+                "{}: metrics are anonymous: anyone who reaches the port can read them",
+                m.url
+            )),
+            Some(m) if m.allow.is_empty() => out.push(format!(
+                "{}: metrics have an empty allow list: nobody can read them",
+                m.url
+            )),
+            _ => {}
+        }
         out
     }
 }

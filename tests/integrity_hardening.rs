@@ -144,14 +144,16 @@ async fn a_write_through_a_shared_mapping_never_reaches_a_client() {
     );
     let server = site.start(&no_cache);
     let url = server.url("/pkg/a.bin");
-    let got = fetch(&server, tls.clone(), req("GET", &url)).await;
-    assert!(
-        got.cut || got.status == 503,
-        "status {} cut {}",
-        got.status,
-        got.cut
-    );
-    assert!(got.body.len() <= 3 * CHUNK && got.body == a[..got.body.len()]);
+    // The cut may close the connection before the head is flushed (None).
+    if let Some(got) = fetch_cut(&server, tls.clone(), req("GET", &url)).await {
+        assert!(
+            got.cut || got.status == 503,
+            "status {} cut {}",
+            got.status,
+            got.cut
+        );
+        assert!(got.body.len() <= 3 * CHUNK && got.body == a[..got.body.len()]);
+    }
     assert!(server.wait_log("integrity failure", Duration::from_secs(5)));
     let got = fetch(&server, tls, req("GET", &url)).await;
     assert_eq!(got.status, 503, "quarantined");

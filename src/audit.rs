@@ -69,6 +69,19 @@ pub enum Event {
         /// How long it lasts.
         lockout_secs: u64,
     },
+    /// An account failed too often (from any clients): clients that have
+    /// failed may not try it for a while.
+    AccountGuarded {
+        /// The peer whose failure started it.
+        peer: std::net::IpAddr,
+        /// `user:NAME` when the account exists.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        principal: Option<String>,
+        /// Failures that led to it.
+        failures: u32,
+        /// How long it lasts.
+        guard_secs: u64,
+    },
     /// Authenticated, and not allowed on the path (`403`).
     Forbidden {
         /// The client.
@@ -253,6 +266,12 @@ impl Audit {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         wait.recv_timeout(left).is_ok()
     }
+}
+
+/// Make the audit folder (and its parents) if missing, mode 0750: before a
+/// sandbox is set up, which can name only folders that exist.
+pub fn make_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    writer::make_dir(dir)
 }
 
 /// The file name for the UTC day of `at`: `audit-YYYY-MM-DD.jsonl`.

@@ -4,6 +4,16 @@
 //! certificate, as PEM files. The CA's private key is never written: to issue
 //! more certificates, run the command again into a new folder. Tests use the
 //! same [`DevCa`] to make certificates at test time.
+//!
+//! The certificates are shaped the way public path validators and TLS
+//! scanners expect (sslyze's Mozilla "intermediate" and "modern" checks
+//! pass): a CA valid for [`CA_DAYS`] with `basicConstraints` CA:TRUE
+//! (pathlen 0), key usage keyCertSign/cRLSign and a subject key identifier;
+//! leaf certificates valid for [`LEAF_DAYS`] (under the 398 days browsers
+//! accept), with CA:FALSE, key usage digitalSignature, one extended key
+//! usage (serverAuth or clientAuth), subject and authority key identifiers,
+//! and for servers the names as subjectAltName. Validity starts an hour in
+//! the past, so a client whose clock is a little behind still accepts them.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -12,6 +22,13 @@ use rcgen::{
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use time::{Duration, OffsetDateTime};
+
+/// How long the dev CA is valid, in days (10 years).
+pub const CA_DAYS: i64 = 3650;
+/// How long server and client certificates are valid, in days (at most 398
+/// days is what browsers and Mozilla's TLS guidelines accept for a leaf).
+pub const LEAF_DAYS: i64 = 365;
 
 /// The CN of the client certificate `certs dev` makes.
 pub const DEV_CLIENT_CN: &str = "client01";
@@ -78,12 +95,14 @@ impl DevCa {
     pub fn new(cn: &str) -> Result<Self, DevCertError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = name(cn);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // It signs leaf certificates only.
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
+        valid_for(&mut params, CA_DAYS);
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
         Ok(DevCa {
@@ -97,14 +116,25 @@ impl DevCa {
         &self.cert_pem
     }
 
-    /// A server certificate for `names` (DNS names or IP addresses).
+    /// A server certificate for `names` (DNS names or IP addresses), valid
+    /// for [`LEAF_DAYS`].
     pub fn issue_server(&self, names: &[&str]) -> Result<PemPair, DevCertError> {
+        self.issue_server_for_days(names, LEAF_DAYS)
+    }
+
+    /// A server certificate for `names` valid for `days` days (Mozilla's
+    /// "modern" profile wants less than 90).
+    pub fn issue_server_for_days(
+        &self,
+        names: &[&str],
+        days: i64,
+    ) -> Result<PemPair, DevCertError> {
         let mut params =
             CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
         params.distinguished_name = name(names.first().copied().unwrap_or("localhost"));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        self.issue(params)
+        self.issue(params, days)
     }
 
     /// A client certificate whose subject CN is `cn`.
@@ -113,10 +143,15 @@ impl DevCa {
         params.distinguished_name = name(cn);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        self.issue(params)
+        self.issue(params, LEAF_DAYS)
     }
 
-    fn issue(&self, params: CertificateParams) -> Result<PemPair, DevCertError> {
+    fn issue(&self, mut params: CertificateParams, days: i64) -> Result<PemPair, DevCertError> {
+        // ExplicitNoCa writes basicConstraints CA:FALSE, and with it (rcgen
+        // writes the two together) the subject key identifier.
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = true;
+        valid_for(&mut params, days);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(PemPair {
@@ -129,6 +164,13 @@ impl DevCa {
 /// The organization every dev certificate's subject and issuer carry; it
 /// marks the files [`renew_expired`] may replace.
 pub const DEV_ORGANIZATION: &str = "distpoint dev";
+
+/// Valid from an hour ago (clock skew) for `days` days.
+fn valid_for(params: &mut CertificateParams, days: i64) {
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(days);
+}
 
 fn name(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
@@ -333,5 +375,92 @@ mod renew_tests {
         );
         assert_eq!(std::fs::read(&files.server_cert).unwrap(), before);
         assert!(!files.client_key.exists());
+    }
+}
+
+/// The certificate profile (lifetimes, extensions).
+#[cfg(test)]
+mod profile_tests {
+    use super::*;
+    use x509_parser::extensions::ParsedExtension;
+    use x509_parser::prelude::*;
+
+    fn parsed(pem: &str) -> Vec<u8> {
+        let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        p.contents
+    }
+
+    /// (validity in days, CA?, key usages, EKU server, EKU client, SKI, AKI, SAN count)
+    fn profile(der: &[u8]) -> (i64, bool, String, bool, bool, Vec<u8>, Vec<u8>, usize) {
+        let (_, c) = X509Certificate::from_der(der).unwrap();
+        let v = c.validity();
+        let days = (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400;
+        let (mut ca, mut ku, mut srv, mut cli) = (false, String::new(), false, false);
+        let (mut ski, mut aki, mut san) = (Vec::new(), Vec::new(), 0);
+        for ext in c.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::BasicConstraints(b) => {
+                    assert!(ext.critical, "basicConstraints is critical");
+                    ca = b.ca;
+                }
+                ParsedExtension::KeyUsage(k) => {
+                    assert!(ext.critical, "keyUsage is critical");
+                    ku = k.to_string();
+                }
+                ParsedExtension::ExtendedKeyUsage(e) => (srv, cli) = (e.server_auth, e.client_auth),
+                ParsedExtension::SubjectKeyIdentifier(k) => ski = k.0.to_vec(),
+                ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    aki = a.key_identifier.as_ref().unwrap().0.to_vec()
+                }
+                ParsedExtension::SubjectAlternativeName(s) => san = s.general_names.len(),
+                _ => {}
+            }
+        }
+        (days, ca, ku, srv, cli, ski, aki, san)
+    }
+
+    #[test]
+    fn dev_certificates_have_the_extensions_validators_expect() {
+        let ca = DevCa::new("test CA").unwrap();
+        let server = ca.issue_server(&["localhost", "127.0.0.1", "::1"]).unwrap();
+        let client = ca.issue_client("client01").unwrap();
+
+        let (days, is_ca, ku, _, _, ca_ski, _, _) = profile(&parsed(ca.cert_pem()));
+        assert!((3649..=CA_DAYS).contains(&days), "CA valid {days} days");
+        assert!(is_ca);
+        assert!(
+            ku.contains("Key Cert Sign") && ku.contains("CRL Sign"),
+            "{ku}"
+        );
+        assert_eq!(
+            ca_ski.len(),
+            20,
+            "CA has a subject key identifier (truncated SHA-256)"
+        );
+
+        let (days, is_ca, ku, srv, cli, ski, aki, san) = profile(&parsed(&server.cert));
+        assert!(days <= 398, "server certificate valid {days} days");
+        assert!(!is_ca && srv && !cli);
+        assert_eq!(ku, "Digital Signature");
+        assert!(!ski.is_empty());
+        assert_eq!(aki, ca_ski, "authority key identifier names the CA");
+        assert_eq!(san, 3);
+
+        let (days, is_ca, _, srv, cli, ski, aki, _) = profile(&parsed(&client.cert));
+        assert!(days <= 398);
+        assert!(!is_ca && cli && !srv && !ski.is_empty());
+        assert_eq!(aki, ca_ski);
+
+        let short = ca.issue_server_for_days(&["localhost"], 89).unwrap();
+        assert_eq!(profile(&parsed(&short.cert)).0, 89);
+    }
+
+    #[test]
+    fn validity_starts_in_the_past() {
+        let ca = DevCa::new("test CA").unwrap();
+        let der = parsed(&ca.issue_client("c").unwrap().cert);
+        let (_, c) = X509Certificate::from_der(&der).unwrap();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        assert!(c.validity().not_before.timestamp() <= now - 3000);
     }
 }

@@ -154,7 +154,9 @@ impl From<AuthError> for RequestError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Busy => RequestError::Unavailable(Unavailable::AuthBusy),
-            AuthError::Throttled { retry_after } => RequestError::TooManyAttempts { retry_after },
+            AuthError::Throttled { retry_after } | AuthError::AccountGuarded { retry_after } => {
+                RequestError::TooManyAttempts { retry_after }
+            }
             other => RequestError::BadCredentials(other),
         }
     }

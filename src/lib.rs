@@ -22,6 +22,7 @@ pub mod live;
 pub mod logging;
 pub mod pipeline;
 pub mod resolve;
+pub mod sandbox;
 pub mod server;
 pub mod state;
 pub mod sync;

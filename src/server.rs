@@ -2,12 +2,12 @@
 //! graceful shutdown.
 //!
 //! accept (connection limit) → TLS handshake (timeout) → HTTP/1.1 or HTTP/2
-//! by ALPN (hyper-util auto builder) → [`crate::pipeline::handle`].
+//! by ALPN (hyper-util builders, one per protocol) → [`crate::pipeline::handle`].
 
 use crate::config::{Config, ConfigError, Limits};
 use crate::io::{Activity, ConnIo};
 use crate::state::{certs, registry, ConnInfo, Metrics, Runtime, ServerState, TlsState};
-use crate::{banner, devcerts, live, systemd, tls};
+use crate::{banner, devcerts, live, sandbox, systemd, tls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -35,6 +35,10 @@ pub enum ServerError {
     Tls(tls::TlsError),
     /// A listen address could not be bound.
     Bind(SocketAddr, std::io::Error),
+    /// The state folder could not be made.
+    State(PathBuf, std::io::Error),
+    /// The sandbox could not be set up.
+    Sandbox(sandbox::SandboxError),
 }
 
 impl fmt::Display for ServerError {
@@ -44,6 +48,8 @@ impl fmt::Display for ServerError {
             ServerError::DevCerts(e) => write!(f, "dev certificates: {e}"),
             ServerError::Tls(e) => write!(f, "{e}"),
             ServerError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            ServerError::State(p, e) => write!(f, "state_dir {}: {e}", p.display()),
+            ServerError::Sandbox(e) => write!(f, "{e}"),
         }
     }
 }
@@ -54,17 +60,18 @@ impl std::error::Error for ServerError {
             ServerError::Config(e) => Some(e),
             ServerError::DevCerts(e) => Some(e),
             ServerError::Tls(e) => Some(e),
-            ServerError::Bind(_, e) => Some(e),
+            ServerError::Bind(_, e) | ServerError::State(_, e) => Some(e),
+            ServerError::Sandbox(e) => Some(e),
         }
     }
 }
 
-/// Run the server until SIGTERM or SIGINT, then drain. `origin` says how the
-/// config file was chosen; it is logged once the config has set the log format.
-pub async fn run(config_path: &Path, origin: &str) -> Result<(), ServerError> {
-    // Before anything else: SIGHUP's default action would end the process.
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .expect("install SIGHUP handler");
+/// Start-up before the async runtime exists: development certificates
+/// (made or renewed), then the sandbox, which applies to the calling thread
+/// and every thread started after it. Returns the rules in force, if any.
+/// `origin` says how the config file was chosen; it is logged once the
+/// config has set the log format.
+pub fn prepare(config_path: &Path, origin: &str) -> Result<Option<sandbox::Rules>, ServerError> {
     let mut config = Config::load(config_path).map_err(ServerError::Config)?;
     crate::logging::set_format(config.log_format);
     info!("{origin}");
@@ -74,6 +81,44 @@ pub async fn run(config_path: &Path, origin: &str) -> Result<(), ServerError> {
     } else if config.tls.dev_certs {
         renew_dev_certs(&config)?;
     }
+    if !config.server.sandbox {
+        warn!("server.sandbox = false: the process is not restricted to its folders");
+        return Ok(None);
+    }
+    let rules = config.sandbox_rules();
+    // The state folder must exist before it can be named in a rule.
+    std::fs::create_dir_all(&config.server.state_dir)
+        .map_err(|e| ServerError::State(config.server.state_dir.clone(), e))?;
+    // So must the audit folder (when it lies elsewhere). One that cannot be
+    // made is left out: its writes fail, are logged, and serving goes on.
+    if let Some(audit) = &config.audit {
+        if let Err(e) = crate::audit::make_dir(&audit.dir) {
+            warn!(dir = %audit.dir.display(), "cannot make the audit folder: {e}; audit events will be lost");
+        }
+    }
+    match sandbox::restrict(&rules).map_err(ServerError::Sandbox)? {
+        sandbox::Outcome::Enforced => {
+            info!(read = rules.read.len(), "sandboxed (Landlock): reads beneath the configured folders only, writes beneath state_dir (and the audit folder) only");
+            Ok(Some(rules))
+        }
+        sandbox::Outcome::Partial => {
+            warn!("sandboxed (Landlock), partly: this kernel's Landlock does not restrict every kind of access");
+            Ok(Some(rules))
+        }
+        sandbox::Outcome::Unsupported => {
+            warn!("not sandboxed: this kernel has no Landlock (Linux 5.13+ with landlock enabled)");
+            Ok(None)
+        }
+    }
+}
+
+/// Run the server until SIGTERM or SIGINT, then drain. `sandbox` is what
+/// [`prepare`] put in force.
+pub async fn run(config_path: &Path, sandbox: Option<sandbox::Rules>) -> Result<(), ServerError> {
+    // Before anything else: SIGHUP's default action would end the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("install SIGHUP handler");
+    let config = Config::load(config_path).map_err(ServerError::Config)?;
     let tls_state = TlsState::new(&config.tls).map_err(ServerError::Tls)?;
     for w in config.warnings() {
         warn!("config: {w}");
@@ -93,6 +138,7 @@ pub async fn run(config_path: &Path, origin: &str) -> Result<(), ServerError> {
         shared: Arc::new(ServerState::new(config)),
         tls: tls_state,
         listen,
+        sandbox,
     });
     runtime.publish_cert_expiry();
     let shutdown = CancellationToken::new();
@@ -103,7 +149,7 @@ pub async fn run(config_path: &Path, origin: &str) -> Result<(), ServerError> {
     let state = runtime.shared.clone();
     let ctx = AcceptCtx {
         runtime,
-        builder: Arc::new(http_builder(&limits)),
+        builders: Arc::new(Builders::new(&limits)),
         limits: limits.clone(),
         slots: Arc::new(Semaphore::new(limits.max_connections)),
         shutdown: shutdown.clone(),
@@ -249,10 +295,42 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// The HTTP builders, one per ALPN outcome.
+///
+/// The protocol TLS agreed on is the protocol spoken: on an `h2` connection
+/// anything but the HTTP/2 preface is a connection error (RFC 9113 §3.4),
+/// which the auto builder would instead read as HTTP/1.1 and answer with an
+/// HTTP/1.1 `400`. Only a client that sent no ALPN at all gets the auto
+/// builder, which tells the two apart by the preface.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &Limits) -> Self {
+        let auto = http_builder(limits);
+        Builders {
+            h1: auto.clone().http1_only(),
+            h2: auto.clone().http2_only(),
+            auto,
+        }
+    }
+
+    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
+        match alpn {
+            Some(b"h2") => &self.h2,
+            Some(_) => &self.h1,
+            None => &self.auto,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct AcceptCtx {
     runtime: Arc<Runtime>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     limits: Limits,
     slots: Arc<Semaphore>,
     shutdown: CancellationToken,
@@ -298,7 +376,7 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
             runtime: ctx.runtime.clone(),
             acceptor,
             verifier,
-            builder: ctx.builder.clone(),
+            builders: ctx.builders.clone(),
             limits: ctx.limits.clone(),
             shutdown: ctx.shutdown.clone(),
         };
@@ -332,7 +410,7 @@ struct Connection {
     acceptor: TlsAcceptor,
     /// The client verifier the handshake used.
     verifier: Arc<certs::Generation>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     limits: Limits,
     shutdown: CancellationToken,
 }
@@ -370,15 +448,21 @@ impl Connection {
             .and_then(tls::subject_cn);
         let info = Arc::new(ConnInfo::new(peer, cert_cn));
         let close = info.close.clone();
+        let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         let activity = Activity::new();
         let io = TokioIo::new(ConnIo::new(tls, activity.clone()));
         let state = self.runtime.shared.clone();
         let requests = activity.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             requests.touch();
-            crate::pipeline::handle(state.clone(), info.clone(), req)
+            let (state, info) = (state.clone(), info.clone());
+            async move {
+                drain_h2_request_body(&mut req).await;
+                crate::pipeline::handle(state, info, req).await
+            }
         });
-        let conn = self.builder.serve_connection(io, service);
+        let builder = self.builders.for_alpn(alpn.as_deref());
+        let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         // Only a connection identified by a certificate cares about CA changes.
         let mut verifier = chain.as_ref().map(|_| self.verifier.clone());
@@ -417,6 +501,44 @@ impl Connection {
             break;
         }
     }
+}
+
+/// Most request-body bytes read (and dropped) before an HTTP/2 request is answered.
+const DRAIN_BYTES: usize = 64 * 1024;
+/// Longest wait for the end of an HTTP/2 request body before answering anyway.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// Read an HTTP/2 request's body to its end (bounded) before answering.
+///
+/// Nothing here reads request bodies, so without this the answer (a `405`
+/// to a POST, a file to a GET whose HEADERS lacked END_STREAM) completes the
+/// stream and h2 resets it with `NO_ERROR`. Frames the client sends after
+/// that are dropped unchecked: malformed trailers, a second HEADERS, a
+/// `content-length` that DATA contradicts, a window overflow — all of which
+/// RFC 9113 says must be a stream error (`PROTOCOL_ERROR`,
+/// `FLOW_CONTROL_ERROR`; h2spec 6.9.1/3, 8.1/1, 8.1.2.1/3, 8.1.2.6/1–2).
+/// Keeping the stream open until its end lets h2 see and refuse them. Real
+/// clients send GET and HEAD with END_STREAM on HEADERS, so they never wait
+/// here; a body larger than [`DRAIN_BYTES`] or slower than [`DRAIN_WAIT`] is
+/// answered (and reset) as before.
+async fn drain_h2_request_body(req: &mut hyper::Request<hyper::body::Incoming>) {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    if req.version() != http::Version::HTTP_2 || req.body().is_end_stream() {
+        return;
+    }
+    let body = req.body_mut();
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_WAIT, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len());
+            if n >= left {
+                return;
+            }
+            left -= n;
+        }
+    })
+    .await;
 }
 
 async fn wait_for_signal() {

@@ -144,7 +144,7 @@ async fn a_write_through_a_shared_mapping_never_reaches_a_client() {
     );
     let server = site.start(&no_cache);
     let url = server.url("/pkg/a.bin");
-    // The cut may close the connection before the head is flushed (None).
+    // Cut short, or closed before even the head went out: never chunk 3.
     if let Some(got) = fetch_cut(&server, tls.clone(), req("GET", &url)).await {
         assert!(
             got.cut || got.status == 503,

@@ -66,25 +66,6 @@ fn config(site: &Site, keys: &[&Path]) -> String {
     )
 }
 
-/// One request whose response may be cut before its head arrives (the
-/// server may reset before flushing the head). `None`: cut before the head.
-async fn fetch_cut(
-    server: &Server,
-    tls: std::sync::Arc<rustls::ClientConfig>,
-    r: http::request::Builder,
-) -> Option<Got> {
-    use bytes::Bytes;
-    use http_body_util::Empty;
-    let mut conn = distpoint::client::Conn::connect(server.addr, "localhost", tls)
-        .await
-        .expect("connect");
-    let resp = conn
-        .send(r.body(Empty::<Bytes>::new()).unwrap())
-        .await
-        .ok()?;
-    Some(read(resp).await)
-}
-
 #[test]
 fn publish_writes_the_spec_manifest_and_an_openssl_compatible_signature() {
     let site = Site::new();

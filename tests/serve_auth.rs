@@ -204,11 +204,17 @@ async fn repeated_failures_lock_the_client_out_for_a_while() {
     // A success first, so alice's password is in the verification cache.
     let got = fetch(&server, tls.clone(), get("/a/f.txt", alice())).await;
     assert_eq!(got.status, 200);
-    for wrong in ["guess1", "guess2", "guess3"] {
+    // One failure at each of three accounts: the count is per client, across accounts
+    // (and no account reaches the limit, so its guard stays out of this test).
+    for (user, wrong) in [
+        ("alice", "guess1"),
+        ("bob", "guess2"),
+        ("mallory", "guess3"),
+    ] {
         let got = fetch(
             &server,
             tls.clone(),
-            get("/a/f.txt", Some(basic("alice", wrong))),
+            get("/a/f.txt", Some(basic(user, wrong))),
         )
         .await;
         assert_eq!(got.status, 401, "{wrong}");

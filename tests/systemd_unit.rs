@@ -87,7 +87,11 @@ fn the_unit_asks_for_what_the_server_needs_and_no_more() {
     }
     assert_eq!(
         values("SystemCallFilter"),
-        ["@system-service", "~@privileged @resources"]
+        [
+            "@system-service",
+            "~@privileged @resources",
+            "landlock_create_ruleset landlock_add_rule landlock_restrict_self"
+        ]
     );
     let sysusers = std::fs::read_to_string(repo("contrib/distpoint.sysusers")).unwrap();
     assert!(sysusers.lines().any(|l| l.starts_with("u distpoint ")));
@@ -150,11 +154,28 @@ fn syscall_group(group: &str, seen: &mut BTreeSet<String>) -> BTreeSet<String> {
 }
 
 /// What `SystemCallFilter=@system-service` then `~@privileged @resources` allows.
+/// The unit's `SystemCallFilter=` lines as systemd reads them: in order,
+/// a line adds its calls and groups, a `~` line takes them away.
 fn allowed_syscalls() -> BTreeSet<String> {
-    let mut allowed = syscall_group("@system-service", &mut BTreeSet::new());
-    for denied in ["@privileged", "@resources"] {
-        for s in syscall_group(denied, &mut BTreeSet::new()) {
-            allowed.remove(&s);
+    let mut allowed = BTreeSet::new();
+    for line in values("SystemCallFilter") {
+        let (deny, names) = match line.strip_prefix('~') {
+            Some(rest) => (true, rest.to_string()),
+            None => (false, line),
+        };
+        for name in names.split_whitespace() {
+            let calls = if name.starts_with('@') {
+                syscall_group(name, &mut BTreeSet::new())
+            } else {
+                BTreeSet::from([name.to_string()])
+            };
+            for c in calls {
+                if deny {
+                    allowed.remove(&c);
+                } else {
+                    allowed.insert(c);
+                }
+            }
         }
     }
     assert!(allowed.len() > 200 && allowed.contains("openat2"));

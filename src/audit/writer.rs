@@ -223,13 +223,18 @@ impl Writer {
     }
 }
 
-/// Open (creating folder and file) for appending; the log names principals
-/// and addresses, so neither is world-readable.
-fn open(dir: &Path, path: &Path) -> std::io::Result<File> {
+/// Make `dir` and its parents, 0750.
+pub(super) fn make_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o750)
-        .create(dir)?;
+        .create(dir)
+}
+
+/// Open (creating folder and file) for appending; the log names principals
+/// and addresses, so neither is world-readable.
+fn open(dir: &Path, path: &Path) -> std::io::Result<File> {
+    make_dir(dir)?;
     std::fs::OpenOptions::new()
         .append(true)
         .create(true)

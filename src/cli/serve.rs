@@ -25,7 +25,10 @@ impl ConfigArg {
 pub fn run(args: ConfigArg) -> Result<(), Failure> {
     distpoint::logging::init();
     let choice = args.choose()?;
+    // Before the runtime starts its threads: the sandbox covers them all.
+    let sandbox = distpoint::server::prepare(&choice.path, &choice.describe())
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let rt = runtime()?;
-    rt.block_on(distpoint::server::run(&choice.path, &choice.describe()))
+    rt.block_on(distpoint::server::run(&choice.path, sandbox))
         .map_err(|e| Failure::usage(e.to_string()))
 }

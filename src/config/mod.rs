@@ -55,6 +55,8 @@ pub struct ServerSettings {
     pub state_dir: PathBuf,
     /// Timeouts and limits.
     pub limits: Limits,
+    /// Restrict the process to what the config names (Landlock), after start-up.
+    pub sandbox: bool,
 }
 
 /// Connection timeouts and limits.
@@ -75,7 +77,8 @@ pub struct Limits {
     /// How long running transfers may go on after a shutdown signal.
     pub shutdown_grace: Duration,
     /// Failed Basic authentications per minute from one client (IPv6: one /64) before
-    /// its Basic attempts are refused with `429` for a while.
+    /// its Basic attempts are refused with `429` for a while; also, at one account from
+    /// all clients, before clients that have failed may not try it for a while.
     pub auth_failures_per_minute: u32,
     /// The longest such lock-out; repeated lock-outs double up to this.
     pub auth_lockout_max: Duration,
@@ -225,6 +228,56 @@ impl Config {
             "nobody (allow is empty)".to_string()
         } else {
             who.join(", ")
+        }
+    }
+
+    /// What the server needs once it runs: read beneath every served folder,
+    /// the config's and the TLS files' folders and the publisher keys, plus
+    /// the few system files name and memory lookups read; write beneath
+    /// `state_dir` and the audit folder.
+    pub fn sandbox_rules(&self) -> crate::sandbox::Rules {
+        let parent = |p: &Path| p.parent().map(Path::to_path_buf);
+        let t = &self.tls;
+        let mut read: Vec<PathBuf> = [
+            Some(&self.path),
+            Some(&t.cert),
+            Some(&t.key),
+            t.client_ca.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| parent(p))
+        .collect();
+        for vp in self.vpaths.iter() {
+            read.push(vp.dir.clone());
+            read.extend(vp.publisher_keys.iter().cloned());
+        }
+        // /proc/meminfo: the default chunk_cache_bytes, read at each reload.
+        // The rest: trust anchors and name lookups for outbound connections.
+        for system in [
+            "/proc/meminfo",
+            "/etc/ssl",
+            "/etc/pki",
+            "/usr/share/ca-certificates",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            "/etc/nsswitch.conf",
+            "/etc/gai.conf",
+        ] {
+            read.push(PathBuf::from(system));
+        }
+        read.sort();
+        read.dedup();
+        crate::sandbox::Rules {
+            read,
+            write: [
+                Some(&self.server.state_dir),
+                self.audit.as_ref().map(|a| &a.dir),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
         }
     }
 
@@ -427,6 +480,7 @@ impl Validator<'_> {
             listen,
             state_dir,
             limits,
+            sandbox: raw.sandbox.unwrap_or(true),
         })
     }
 

@@ -65,12 +65,16 @@ pub struct RawServer {
     /// Seconds running transfers may go on after SIGTERM/SIGINT.
     #[serde(default)]
     pub shutdown_grace_secs: Option<Spanned<u64>>,
-    /// Failed Basic authentications per minute from one client before it is locked out.
+    /// Failed Basic authentications per minute from one client before it is locked out
+    /// (and at one account before clients that have failed may not try it).
     #[serde(default)]
     pub auth_failures_per_minute: Option<Spanned<u64>>,
     /// Longest lock-out, in seconds, of a client over `auth_failures_per_minute`.
     #[serde(default)]
     pub auth_lockout_max_secs: Option<Spanned<u64>>,
+    /// Restrict the server to the files its config names (Landlock).
+    #[serde(default)]
+    pub sandbox: Option<bool>,
     /// Bytes of verified chunks kept in memory (`verify = "cached"`).
     #[serde(default)]
     pub chunk_cache_bytes: Option<Spanned<u64>>,

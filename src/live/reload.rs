@@ -103,6 +103,18 @@ async fn apply_config(state: &Runtime, why: &str, since: Instant) -> Outcome {
     for line in &diff.need_restart {
         warn!(target: "distpoint::live", "restart needed: {line}");
     }
+    if let Some(rules) = &state.sandbox {
+        for folder in new
+            .sandbox_rules()
+            .read
+            .iter()
+            .filter(|p| p.exists() && !rules.can_read(p))
+        {
+            warn!(target: "distpoint::live",
+                "restart needed: {} is outside the sandbox made at start; it cannot be read until then",
+                folder.display());
+        }
+    }
     for line in &cut {
         info!(target: "distpoint::live", "cut running transfer: {line}");
     }

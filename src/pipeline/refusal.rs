@@ -45,7 +45,7 @@ fn reason(why: &AuthError) -> &'static str {
         AuthError::WrongPassword => "wrong_password",
         AuthError::UnknownUser => "unknown_user",
         AuthError::Malformed => "malformed",
-        AuthError::Busy | AuthError::Throttled { .. } => "other",
+        AuthError::Busy | AuthError::Throttled { .. } | AuthError::AccountGuarded { .. } => "other",
     }
 }
 

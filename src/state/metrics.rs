@@ -93,6 +93,8 @@ pub struct Metrics {
     pub auth_failures: Family<ReasonLabel, Counter>,
     /// Lock-outs started.
     pub auth_lockouts: Counter,
+    /// Account guards started.
+    pub auth_account_guards: Counter,
     /// Basic attempts refused (`429`) because their client was locked out.
     pub auth_lockout_refusals: Counter,
     /// Config and TLS reloads, by kind and result.
@@ -126,6 +128,7 @@ impl Metrics {
             integrity: integrity::Counters::default(),
             auth_failures: Family::default(),
             auth_lockouts: Counter::default(),
+            auth_account_guards: Counter::default(),
             auth_lockout_refusals: Counter::default(),
             reloads: Family::default(),
             cert_expiry: Gauge::default(),
@@ -212,8 +215,13 @@ impl Metrics {
             self.auth_lockouts.clone(),
         );
         r.register(
+            "auth_account_guards",
+            "Accounts guarded after repeated failures from any clients (clients that failed may not try them)",
+            self.auth_account_guards.clone(),
+        );
+        r.register(
             "auth_lockout_refusals",
-            "Basic attempts refused with 429 because their client was locked out",
+            "Basic attempts refused with 429: their client is locked out, or it has failed and the account is guarded",
             self.auth_lockout_refusals.clone(),
         );
         r.register(

@@ -24,7 +24,7 @@ pub use metrics::Metrics;
 pub use registry::{Authority, Revoked, TransferGuard, TransferRegistry};
 
 use crate::audit::{Audit, Event};
-use crate::auth::{Authenticator, LockoutHook};
+use crate::auth::{Authenticator, Lockout, LockoutHook};
 use crate::body::Budget;
 use crate::config::Config;
 use crate::integrity::IntegrityState;
@@ -116,17 +116,42 @@ impl ServerState {
     }
 }
 
-/// Each lock-out is counted and audited as it starts.
+/// Each lock-out and account guard is counted and audited as it starts.
 fn lockout_hook(metrics: &Metrics, audit: &Audit) -> LockoutHook {
-    let (count, audit) = (metrics.auth_lockouts.clone(), audit.clone());
-    LockoutHook::new(move |l| {
-        count.inc();
-        audit.record(Event::LockedOut {
-            peer: l.peer,
-            client: l.client.to_string(),
-            failures: l.failures,
-            lockout_secs: l.duration.as_secs(),
-        });
+    let (lockouts, guards) = (
+        metrics.auth_lockouts.clone(),
+        metrics.auth_account_guards.clone(),
+    );
+    let audit = audit.clone();
+    LockoutHook::new(move |l| match *l {
+        Lockout::Client {
+            peer,
+            client,
+            failures,
+            duration,
+        } => {
+            lockouts.inc();
+            audit.record(Event::LockedOut {
+                peer,
+                client: client.to_string(),
+                failures,
+                lockout_secs: duration.as_secs(),
+            });
+        }
+        Lockout::Account {
+            peer,
+            user,
+            failures,
+            duration,
+        } => {
+            guards.inc();
+            audit.record(Event::AccountGuarded {
+                peer,
+                principal: user.map(|u| format!("user:{u}")),
+                failures,
+                guard_secs: duration.as_secs(),
+            });
+        }
     })
 }
 
@@ -161,6 +186,8 @@ pub struct Runtime {
     pub tls: TlsState,
     /// The configured listen addresses; the listeners follow it.
     pub listen: tokio::sync::watch::Sender<Vec<SocketAddr>>,
+    /// The sandbox made at start, if one is in force: a reload cannot widen it.
+    pub sandbox: Option<crate::sandbox::Rules>,
 }
 
 impl Runtime {

@@ -335,8 +335,9 @@ pub async fn fetch(
     read(resp).await
 }
 
-/// One request whose response may be cut before its head arrives (a cut
-/// can close the connection before the head is flushed): `None` then.
+/// One request whose response may be cut before its head arrives (the
+/// server may close or reset before flushing the head). `None`: cut before
+/// the head.
 pub async fn fetch_cut(
     server: &Server,
     tls: Arc<rustls::ClientConfig>,

@@ -199,3 +199,75 @@ impl Runtime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditCounters, AuditSettings};
+    use crate::auth::{Directory, ThrottleSettings};
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn lockouts_and_account_guards_are_counted_and_audited() {
+        let tmp = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new();
+        let settings = AuditSettings {
+            dir: tmp.path().to_path_buf(),
+            retention_days: 30,
+        };
+        let audit = Audit::start(&settings, AuditCounters::default());
+        let auth = Authenticator::default()
+            .with_lockout_hook(lockout_hook(&metrics, &audit))
+            .with_throttle(ThrottleSettings {
+                failures_per_minute: 2,
+                ..ThrottleSettings::default()
+            });
+        let hash = crate::auth::hash_password("right").unwrap();
+        let users = [
+            ("alice".to_string(), hash.clone()),
+            ("bob".to_string(), hash),
+        ];
+        let dir = Directory::new(users.into(), Default::default());
+        let wrong = http::HeaderValue::from_static("Basic YWxpY2U6d3Jvbmc="); // alice:wrong
+                                                                              // Two clients fail at alice once each: the account is guarded, no client locked out.
+        for peer in ["192.0.2.1", "192.0.2.2"] {
+            let peer: IpAddr = peer.parse().unwrap();
+            assert!(auth
+                .authenticate(peer, &dir, Some(&wrong), None)
+                .await
+                .is_err());
+        }
+        // The first client fails a second time, at bob: it is locked out.
+        let first: IpAddr = "192.0.2.1".parse().unwrap();
+        let bob = http::HeaderValue::from_static("Basic Ym9iOndyb25n"); // bob:wrong
+        assert!(auth
+            .authenticate(first, &dir, Some(&bob), None)
+            .await
+            .is_err());
+        assert_eq!(metrics.auth_account_guards.get(), 1);
+        assert_eq!(metrics.auth_lockouts.get(), 1);
+        assert!(audit.flush(Duration::from_secs(10)));
+        let text = std::fs::read_to_string(
+            tmp.path()
+                .join(crate::audit::file_name(std::time::SystemTime::now())),
+        )
+        .unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let guard = events
+            .iter()
+            .find(|e| e["event"] == "account_guarded")
+            .unwrap();
+        assert_eq!(guard["principal"], "user:alice");
+        assert_eq!(guard["failures"], 2);
+        let lock = events.iter().find(|e| e["event"] == "locked_out").unwrap();
+        assert_eq!(
+            (lock["peer"].as_str(), lock["client"].as_str()),
+            (Some("192.0.2.1"), Some("192.0.2.1"))
+        );
+        assert!(!text.contains("wrong"), "no password in the audit log");
+    }
+}

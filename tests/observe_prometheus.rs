@@ -202,15 +202,18 @@ async fn prometheus_scrapes_the_counters_of_the_traffic_made() {
     let wrong = req("GET", &server.url("/priv/x")).header("authorization", basic("alice", "wrong"));
     assert_eq!(fetch(&server, tls(), wrong).await.status, 401);
 
-    // Prometheus sees exactly those bytes, once a scrape after the traffic is in.
+    // Prometheus sees exactly those bytes, once a scrape after the traffic is
+    // in: after the wrong password, the last request made.
     let bytes = r#"sum(distpoint_response_bytes_total{job="distpoint",path="/pub"})"#;
+    let last = r#"distpoint_auth_failures_total{job="distpoint",reason="wrong_password"}"#;
     // The 404 under /pub counts its text body there too.
     let all = (8 * SIZE + "404 Not Found\n".len()) as f64;
     assert!(
-        wait_until(Duration::from_secs(60), || prom.value(bytes) == Some(all)),
-        "Prometheus has {:?} for {bytes}, expected {all}",
-        prom.value(bytes)
+        wait_until(Duration::from_secs(60), || prom.value(last) == Some(1.0)),
+        "Prometheus has {:?} for {last}",
+        prom.value(last)
     );
+    assert_eq!(prom.value(bytes), Some(all), "{bytes}");
     let by_proto = |p: &str| {
         prom.value(&format!(
             r#"distpoint_response_bytes_total{{job="distpoint",path="/pub",proto="{p}"}}"#
@@ -251,10 +254,19 @@ async fn prometheus_scrapes_the_counters_of_the_traffic_made() {
         Some(not_after)
     );
 
-    // The scrapers without the right certificate were refused: 401 and 403.
-    assert_eq!(prom.value(r#"up{job="distpoint"}"#), Some(1.0));
-    assert_eq!(prom.value(r#"up{job="anonymous"}"#), Some(0.0));
-    assert_eq!(prom.value(r#"up{job="not-allowed"}"#), Some(0.0));
+    // The scrapers without the right certificate were refused: 401 and 403
+    // (each job scrapes at its own offset in the interval: wait for its first).
+    let up = |job: &str| {
+        let mut last = None;
+        wait_until(Duration::from_secs(30), || {
+            last = prom.value(&format!(r#"up{{job="{job}"}}"#));
+            last.is_some()
+        });
+        last
+    };
+    assert_eq!(up("distpoint"), Some(1.0));
+    assert_eq!(up("anonymous"), Some(0.0));
+    assert_eq!(up("not-allowed"), Some(0.0));
     assert!(server.log().contains("principal not allowed on this path"));
 
     // No label carries a client address, a user or a file name: only the

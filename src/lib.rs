@@ -28,4 +28,5 @@ pub mod state;
 pub mod sync;
 pub mod systemd;
 pub mod tls;
+pub mod transfer;
 pub mod vpath;

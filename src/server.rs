@@ -135,7 +135,7 @@ pub async fn run(config_path: &Path, sandbox: Option<sandbox::Rules>) -> Result<
     let limits = config.server.limits.clone();
     let (listen, desired) = tokio::sync::watch::channel(config.server.listen.clone());
     let runtime = Arc::new(Runtime {
-        shared: Arc::new(ServerState::new(config)),
+        shared: Arc::new(ServerState::new(config).with_bound(bound.clone())),
         tls: tls_state,
         listen,
         sandbox,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attack::*;
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use support::Site;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;

@@ -9,7 +9,7 @@
 mod support;
 
 use bytes::Bytes;
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;

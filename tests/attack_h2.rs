@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use attack::*;
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use support::{rss_kib, Site};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

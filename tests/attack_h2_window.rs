@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use attack::*;
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use support::{data, rss_kib, Site};
 
 const CONNS: usize = 4;

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use attack::*;
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use support::*;
 
 fn status_line(bytes: &[u8]) -> u16 {
@@ -122,7 +122,7 @@ async fn max_connections_is_exact_with_two_listeners() {
     for i in 0..3 {
         let c = tokio::time::timeout(
             Duration::from_secs(3),
-            distpoint::client::Conn::connect(server.addr, "localhost", tls.clone()),
+            distpoint::transfer::Conn::connect(server.addr, "localhost", tls.clone()),
         )
         .await;
         match c {
@@ -136,7 +136,7 @@ async fn max_connections_is_exact_with_two_listeners() {
     // And the fourth waits.
     let fourth = tokio::time::timeout(
         Duration::from_secs(1),
-        distpoint::client::Conn::connect(server.addr, "localhost", tls),
+        distpoint::transfer::Conn::connect(server.addr, "localhost", tls),
     )
     .await;
     assert!(fourth.is_err(), "a fourth connection was accepted");

@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use attack::*;
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

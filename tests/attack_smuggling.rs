@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attack::*;
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 
 /// The hidden request: a GET for a protected file (401 if ever answered).
 const SMUGGLED: &str = "GET /private/secret.txt HTTP/1.1\r\nHost: localhost\r\n\r\n";

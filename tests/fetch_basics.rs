@@ -60,6 +60,20 @@ fn requests_for(log: &str, path: &str) -> Vec<String> {
         .collect()
 }
 
+/// A numeric `name=N` field of an access-log line.
+fn field(line: &str, name: &str) -> usize {
+    let key = format!(" {name}=");
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        + key.len();
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -73,6 +87,7 @@ fn good_files_arrive_byte_identical_over_both_protocols() {
     let server = site.start(&config(&site));
     let url = server.url("/pub/app.bin");
     let root = root_of(&body);
+    let mut requests = 0;
     for (i, (proto, conns)) in [("--http1", "1"), ("--http2", "4"), ("--http1", "8")]
         .into_iter()
         .enumerate()
@@ -102,20 +117,43 @@ fn good_files_arrive_byte_identical_over_both_protocols() {
         assert_eq!(v["chunks"], 21);
         assert_eq!(v["chunks_fetched"], 21);
         assert_eq!(v["expected_root_checked"], true);
+        let source = &v["sources"][0];
+        assert_eq!(source["bytes"], body.len() as u64, "{v}");
+        assert_eq!(source["chunks"], 21, "{v}");
+        assert_eq!(source["dropped"], false, "{v}");
+        let asked = source["requests"].as_u64().unwrap();
+        if conns == "1" {
+            // Alone, a connection asks for runs of chunks.
+            assert!(asked < 21, "{v}");
+        } else {
+            // Several: one chunk per request, lowest first.
+            assert_eq!(asked, 21, "{v}");
+        }
+        requests += asked as usize;
         assert!(!r.err.contains("trusting"), "{}", r.err);
         // Nothing left beside it.
         assert!(!site.path(&format!("dl/app{i}.bin.part")).exists());
         assert!(!site.path(&format!("dl/app{i}.bin.part.state")).exists());
     }
-    // One manifest request, then exactly one ranged request per chunk.
+    // One manifest request per run, then ranged requests that cover every
+    // chunk exactly once: the server sent each byte once per run.
+    let ranged = |log: &str| {
+        requests_for(log, "/pub/app.bin")
+            .into_iter()
+            .filter(|l| l.contains("status=206"))
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ranged(&server.log()).len() < requests && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let log = server.log();
     let reqs = requests_for(&log, "/pub/app.bin");
-    assert_eq!(
-        reqs.iter().filter(|l| l.contains("status=206")).count(),
-        3 * 21,
-        "{log}"
-    );
-    assert_eq!(reqs.len(), 3 * 22, "{log}");
+    let ranged = ranged(&log);
+    assert_eq!(ranged.len(), requests, "{log}");
+    assert_eq!(reqs.len(), requests + 3, "{log}");
+    let sent: usize = ranged.iter().map(|l| field(l, "bytes")).sum();
+    assert_eq!(sent, 3 * body.len(), "{log}");
 
     // Without --expect it says plainly that it trusts the server's manifest.
     let out = site.path("dl/plain.bin");

@@ -1,19 +1,16 @@
 //! The client's own check, against a server that lies: an in-test TLS
-//! server serves a good manifest but a tampered chunk k (or changes the
-//! file under a running download). distpoint's server never does that, so
-//! this is the only way to see the client catch a bad chunk itself.
+//! server (`support::mirror`) serves a good manifest but a tampered chunk k
+//! (or changes the file under a running download, or quarantines it).
+//! distpoint's server never does that, so this is the only way to see the
+//! client catch a bad chunk itself.
 
 mod support;
 
-use bytes::Bytes;
 use distpoint::integrity::{hex, FileManifest};
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use support::mirror::{self, Lie};
 use support::*;
 
 const CHUNK: usize = 8192;
@@ -23,141 +20,12 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// What the lying server serves: a manifest of `good`, content from `served`.
-struct Lie {
-    manifest: String,
-    served: Vec<u8>,
-    etag: String,
-    /// After this many content requests, switch to `later` with another ETag.
-    switch_after: Option<(u64, Vec<u8>, String)>,
-    requests: AtomicU64,
-    bytes_sent: AtomicU64,
-    /// Answer this many content requests with `503` + `Retry-After: 0` first.
-    unavailable_first: u64,
-    /// After this many content requests, answer every one as a quarantined
-    /// file: `503` with the notice text, and this `Distpoint-Integrity`
-    /// value if any (a server that predates the header sends none).
-    quarantine_after: Option<(u64, Option<&'static str>)>,
-}
-
-fn respond(lie: &Lie, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.uri().query() == Some("manifest") {
-        let manifest = match &lie.switch_after {
-            Some((after, later, _)) if lie.requests.load(Ordering::SeqCst) >= *after => {
-                FileManifest::compute(&later[..], CHUNK as u64)
-                    .unwrap()
-                    .to_json()
-            }
-            _ => lie.manifest.clone(),
-        };
-        return Response::new(Full::new(Bytes::from(manifest)));
-    }
-    let n = lie.requests.fetch_add(1, Ordering::SeqCst);
-    if n < lie.unavailable_first {
-        return Response::builder()
-            .status(StatusCode::SERVICE_UNAVAILABLE)
-            .header("retry-after", "0")
-            .body(Full::new(Bytes::from_static(b"busy\n")))
-            .unwrap();
-    }
-    if let Some((after, header)) = lie.quarantine_after {
-        if n >= after {
-            let mut b = Response::builder().status(StatusCode::SERVICE_UNAVAILABLE);
-            if let Some(v) = header {
-                b = b.header("distpoint-integrity", v);
-            }
-            let text = "503 Service Unavailable: this file failed its integrity check and is quarantined\n";
-            return b
-                .body(Full::new(Bytes::from_static(text.as_bytes())))
-                .unwrap();
-        }
-    }
-    let (body, etag) = match &lie.switch_after {
-        Some((after, later, tag)) if n >= *after => (later, tag),
-        _ => (&lie.served, &lie.etag),
-    };
-    let if_range = req.headers().get("if-range").and_then(|v| v.to_str().ok());
-    let range = req
-        .headers()
-        .get("range")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("bytes="))
-        .and_then(|v| v.split_once('-'))
-        .map(|(a, b)| (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()));
-    match range {
-        Some((a, b)) if if_range.map_or(true, |t| t == etag) => {
-            lie.bytes_sent
-                .fetch_add((b + 1 - a) as u64, Ordering::SeqCst);
-            Response::builder()
-                .status(StatusCode::PARTIAL_CONTENT)
-                .header("etag", etag.as_str())
-                .header("content-range", format!("bytes {a}-{b}/{}", body.len()))
-                .body(Full::new(Bytes::copy_from_slice(&body[a..=b])))
-                .unwrap()
-        }
-        _ => {
-            lie.bytes_sent
-                .fetch_add(body.len() as u64, Ordering::SeqCst);
-            Response::builder()
-                .header("etag", etag.as_str())
-                .body(Full::new(Bytes::from(body.clone())))
-                .unwrap()
-        }
-    }
-}
-
-/// Serve `lie` over TLS (h2 and HTTP/1.1) on an ephemeral port, on a thread.
-fn serve(site: &Site, lie: Arc<Lie>) -> String {
-    let (chain, key) = identity(&site.pki.server);
-    let mut config = rustls::ServerConfig::builder_with_provider(distpoint::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let (acceptor, lie) = (acceptor.clone(), lie.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |req| {
-                        let r = respond(&lie, &req);
-                        async move { Ok::<_, std::convert::Infallible>(r) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
-                });
-            }
-        });
-    });
-    format!("https://localhost:{}/f.bin", addr.port())
-}
-
 fn lie(good: &[u8], served: Vec<u8>) -> Lie {
-    Lie {
-        manifest: FileManifest::compute(good, CHUNK as u64).unwrap().to_json(),
-        served,
-        etag: "\"v1\"".into(),
-        switch_after: None,
-        requests: AtomicU64::new(0),
-        bytes_sent: AtomicU64::new(0),
-        unavailable_first: 0,
-        quarantine_after: None,
-    }
+    mirror::lie(good, served, CHUNK)
+}
+
+fn serve(site: &Site, lie: Arc<Lie>) -> String {
+    mirror::serve(site, lie, "f.bin")
 }
 
 fn fetch(site: &Site, url: &str, out: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
@@ -298,10 +166,12 @@ fn a_quarantine_503_names_the_chunk_in_its_header_or_falls_back_to_the_body_text
     let site = Site::new();
     let good = data(CHUNK * CHUNKS, 5);
     let root = hex(&FileManifest::compute(&good[..], CHUNK as u64).unwrap().root);
-    // After 6 chunks every request is refused. With the header, the chunk
-    // named is the server's, however far it is from the chunks in flight;
-    // without it (or with an index outside the file) the client falls back
-    // to the lowest chunk refused, 6 with one connection.
+    // At chunk 6 the server quarantines the file, as distpoint does: the
+    // response that reaches it is cut before it, and every later request is
+    // refused. With the header, the chunk named is the server's, however far
+    // it is from the chunks in flight; without it (or with an index outside
+    // the file) the client falls back to the chunk that was cut (or the
+    // lowest refused): 6.
     for (i, header, named) in [
         (0, Some("quarantined; chunk=30"), 30u64),
         (1, Some("quarantined"), 6),
@@ -309,7 +179,7 @@ fn a_quarantine_503_names_the_chunk_in_its_header_or_falls_back_to_the_body_text
         (3, None, 6),
     ] {
         let mut l = lie(&good, good.clone());
-        l.quarantine_after = Some((6, header));
+        l.quarantine_at = Some((6, header));
         let out = site.path(&format!("q{i}.bin"));
         let (code, v, err) = fetch(
             &site,

@@ -4,7 +4,7 @@
 mod support;
 
 use base64::Engine;
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use sha2::{Digest, Sha256};
 use support::*;
 

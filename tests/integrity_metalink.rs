@@ -3,7 +3,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use sha2::{Digest, Sha256};
 use std::process::Command;
 use support::*;
@@ -38,7 +38,7 @@ async fn metalink_lists_size_hash_pieces_and_this_servers_url() {
         got.header("content-type"),
         Some("application/metalink4+xml")
     );
-    let doc = String::from_utf8(got.body).unwrap();
+    let doc = String::from_utf8(got.body.clone()).unwrap();
     assert!(doc.contains("<file name=\"a&amp;b.bin\">"), "{doc}");
     assert!(doc.contains(&format!("<size>{}</size>", content.len())));
     assert!(doc.contains(&format!(
@@ -50,6 +50,40 @@ async fn metalink_lists_size_hash_pieces_and_this_servers_url() {
         assert!(doc.contains(&format!("<hash>{}</hash>", hex(&Sha256::digest(c)))));
     }
     assert!(doc.contains(&format!("<url>https://{}/pub/a%26b.bin</url>", server.addr)));
+    // Saved under its own name by a client that stores what it gets.
+    assert_eq!(
+        got.header("content-disposition"),
+        Some("attachment; filename=\"a&b.bin.meta4\"")
+    );
+
+    // The client's Host header never becomes the URL in the document.
+    let spoofed = http::Request::builder()
+        .uri("/pub/a%26b.bin?metalink")
+        .header(http::header::HOST, "evil.example");
+    let got = fetch(&server, site.tls(false, &[Protocol::Http1]), spoofed).await;
+    let doc = String::from_utf8(got.body).unwrap();
+    assert!(!doc.contains("evil.example"), "{doc}");
+    assert!(doc.contains(&format!("<url>https://{}/pub/a%26b.bin</url>", server.addr)));
+
+    // The configured public name when there is one.
+    let named = config(&site).replacen(
+        "[server]\n",
+        "[server]\npublic_url = \"https://dp.example.org:8443/\"\n",
+        1,
+    );
+    server.terminate();
+    let server = site.start(&named);
+    let got = fetch(
+        &server,
+        site.tls(false, &[Protocol::Http2]),
+        req("GET", &server.url("/pub/a%26b.bin?metalink")),
+    )
+    .await;
+    let doc = String::from_utf8(got.body).unwrap();
+    assert!(
+        doc.contains("<url>https://dp.example.org:8443/pub/a%26b.bin</url>"),
+        "{doc}"
+    );
 }
 
 #[tokio::test]

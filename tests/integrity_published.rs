@@ -4,7 +4,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;

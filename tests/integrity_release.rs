@@ -4,7 +4,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use std::process::Command;
 use support::*;
 

@@ -4,7 +4,7 @@
 mod support;
 
 use bytes::Bytes;
-use distpoint::client::{Conn, Protocol};
+use distpoint::transfer::{Conn, Protocol};
 use http_body_util::Empty;
 use std::time::{Duration, Instant};
 use support::*;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use std::time::{Duration, Instant};
 use support::*;
 

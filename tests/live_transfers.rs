@@ -4,7 +4,7 @@
 mod support;
 
 use bytes::Bytes;
-use distpoint::client::{Conn, Protocol};
+use distpoint::transfer::{Conn, Protocol};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use rustls::pki_types::pem::PemObject;
@@ -317,7 +317,7 @@ async fn client_ca_rotation_applies_to_new_handshakes() {
     let server = site.start(&body);
     let ca2 = distpoint::devcerts::DevCa::new("second CA").unwrap();
     let client2 = ca2.issue_client("client02").unwrap();
-    let tls2 = distpoint::client::client_config(
+    let tls2 = distpoint::transfer::client_config(
         &site.pki.ca_der(),
         Some(identity(&client2)),
         &[Protocol::Http1],

@@ -4,7 +4,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;

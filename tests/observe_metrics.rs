@@ -4,7 +4,7 @@
 
 mod support;
 
-use distpoint::client::{client_config, Protocol};
+use distpoint::transfer::{client_config, Protocol};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -15,8 +15,8 @@ use std::io::Read;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use distpoint::client::{Conn, Protocol};
 use distpoint::resolve::{decode_segments, open_beneath};
+use distpoint::transfer::{Conn, Protocol};
 use http_body_util::Empty;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

@@ -11,8 +11,8 @@
 
 mod support;
 
-use distpoint::client::{Conn, Protocol};
 use distpoint::http::{plan_range, ByteRange, RangePlan};
+use distpoint::transfer::{Conn, Protocol};
 use http::HeaderValue;
 use http_body_util::Empty;
 use proptest::prelude::*;

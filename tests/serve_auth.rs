@@ -3,8 +3,8 @@
 
 mod support;
 
-use distpoint::client::{client_config, Protocol};
 use distpoint::devcerts::DevCa;
+use distpoint::transfer::{client_config, Protocol};
 use std::time::Duration;
 use support::*;
 
@@ -164,7 +164,7 @@ async fn a_certificate_from_another_ca_is_refused() {
         &[Protocol::Http1],
     )
     .unwrap();
-    let conn = distpoint::client::Conn::connect(server.addr, "localhost", tls).await;
+    let conn = distpoint::transfer::Conn::connect(server.addr, "localhost", tls).await;
     match conn {
         Err(_) => {}
         Ok(mut c) => {

@@ -2,7 +2,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use support::*;
 
 const BOTH: &[Protocol] = &[Protocol::Http2, Protocol::Http1];

@@ -2,7 +2,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use support::*;
 
 fn data() -> Vec<u8> {

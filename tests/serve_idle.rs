@@ -5,7 +5,7 @@
 mod support;
 
 use bytes::Bytes;
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use support::*;
 
 const SECRET: &[u8] = b"TOP-SECRET-OUTSIDE-CONTENT";

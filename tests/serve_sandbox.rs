@@ -5,7 +5,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use std::time::Duration;
 use support::*;
 

@@ -3,7 +3,7 @@
 mod support;
 
 use bytes::Bytes;
-use distpoint::client::{Conn, Protocol};
+use distpoint::transfer::{Conn, Protocol};
 use http_body_util::{BodyExt, Empty};
 use std::time::{Duration, Instant};
 use support::*;

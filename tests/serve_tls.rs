@@ -2,7 +2,7 @@
 
 mod support;
 
-use distpoint::client::Protocol;
+use distpoint::transfer::Protocol;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -97,11 +97,13 @@ async fn min_version_1_3_refuses_a_tls_1_2_client() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    assert!(
-        distpoint::client::Conn::connect(server.addr, "localhost", std::sync::Arc::new(tls12))
-            .await
-            .is_err()
-    );
+    assert!(distpoint::transfer::Conn::connect(
+        server.addr,
+        "localhost",
+        std::sync::Arc::new(tls12)
+    )
+    .await
+    .is_err());
     // TLS 1.3 works.
     let got = fetch(
         &server,
@@ -120,7 +122,7 @@ async fn alpn_selects_http2_or_http1() {
         (Protocol::Http1, Protocol::Http1),
     ] {
         let c =
-            distpoint::client::Conn::connect(server.addr, "localhost", site.tls(false, &[offer]))
+            distpoint::transfer::Conn::connect(server.addr, "localhost", site.tls(false, &[offer]))
                 .await
                 .unwrap();
         assert_eq!(c.protocol, want);

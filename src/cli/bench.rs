@@ -3,7 +3,6 @@
 use super::conn_args::ConnArgs;
 use super::{runtime, tls_probe, Failure};
 use distpoint::client::bench::{BenchOptions, BenchReport};
-use distpoint::client::ClientError;
 use std::time::Duration;
 
 /// Benchmark transfers from a distribution point: throughput, requests/s, latency.
@@ -54,7 +53,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let rt = runtime()?;
     let report = match rt.block_on(distpoint::client::bench::run(opts.clone())) {
         Ok(report) => report,
-        Err(e @ ClientError::Config(_)) => return Err(Failure::usage(format!("bench: {e}"))),
+        Err(e) if e.is_settings() => return Err(Failure::usage(format!("bench: {e}"))),
         Err(e) => {
             let why = rt.block_on(why_first_url_fails(&opts));
             return Err(Failure::network(format!("bench: {e}{why}")));

@@ -6,7 +6,7 @@
 //! rather than parse that text, the front end repeats the handshake once, after
 //! the failure, and reads the error's type.
 
-use distpoint::client::{Client, ClientOptions, Target};
+use distpoint::transfer::{Client, ClientOptions, Target};
 use rustls::pki_types::ServerName;
 use rustls::{AlertDescription, CertificateError};
 use std::path::Path;

@@ -7,10 +7,10 @@
 //! hashed against the file's manifest as `fetch` does, so that the client-side
 //! cost of verification shows in the figures.
 
-use super::endpoint::{Client, ClientOptions, Target};
-use super::verify::ChunkStream;
-use super::{ClientError, Conn, Protocol};
 use crate::integrity::FileManifest;
+use crate::transfer::response::read_all;
+use crate::transfer::verify::ChunkStream;
+use crate::transfer::{Client, ClientError, ClientOptions, Conn, Protocol, Target};
 use hdrhistogram::Histogram;
 use http::StatusCode;
 use http_body_util::BodyExt;
@@ -167,40 +167,21 @@ struct Job {
     size: Option<u64>,
 }
 
-/// Read a small response body whole (manifests, error bodies).
-pub(crate) async fn read_all(
-    resp: http::Response<hyper::body::Incoming>,
-    limit: usize,
-) -> Result<(StatusCode, http::HeaderMap, Vec<u8>), ClientError> {
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let mut body = resp.into_body();
-    let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(ClientError::Http)?;
-        if let Ok(d) = frame.into_data() {
-            if out.len() + d.len() > limit {
-                return Err(ClientError::Config(format!(
-                    "response larger than {limit} bytes"
-                )));
-            }
-            out.extend_from_slice(&d);
-        }
-    }
-    Ok((status, headers, out))
-}
-
 /// GET `URL?manifest` on a fresh connection and parse it.
 async fn get_manifest(client: &Client, target: &Target) -> Result<FileManifest, ClientError> {
     let mt = target.with_path(&format!("{}?manifest", target.path()));
     let mut conn = client.connect(&mt).await?;
     let req = Client::build(client.get(&mt, conn.protocol))?;
-    let (status, _, body) = read_all(conn.send(req).await?, 64 << 20).await?;
-    if status != StatusCode::OK {
-        return Err(ClientError::Config(format!("{}: HTTP {status}", mt.url)));
+    let got = read_all(conn.send(req).await?, 64 << 20).await?;
+    if got.status != StatusCode::OK {
+        return Err(ClientError::settings(format!(
+            "{}: HTTP {}",
+            mt.url, got.status
+        )));
     }
-    FileManifest::from_json(&String::from_utf8_lossy(&body))
-        .map_err(|e| ClientError::Config(format!("{}: {e}", mt.url)))
+    FileManifest::from_json(&String::from_utf8_lossy(&got.body)).map_err(|e| {
+        ClientError::Settings(format!("{}: invalid manifest", mt.url), Some(Box::new(e)))
+    })
 }
 
 async fn prepare(client: &Client, opts: &BenchOptions) -> Result<Vec<Job>, ClientError> {
@@ -221,14 +202,15 @@ async fn prepare(client: &Client, opts: &BenchOptions) -> Result<Vec<Job>, Clien
             let mut conn = client.connect(&job.target).await?;
             let req =
                 Client::build(client.request(http::Method::HEAD, &job.target, conn.protocol))?;
-            let (status, headers, _) = read_all(conn.send(req).await?, 0).await?;
-            if status != StatusCode::OK {
-                return Err(ClientError::Config(format!(
-                    "{}: HEAD gave HTTP {status}",
-                    job.target.url
+            let got = read_all(conn.send(req).await?, 0).await?;
+            if got.status != StatusCode::OK {
+                return Err(ClientError::settings(format!(
+                    "{}: HEAD gave HTTP {}",
+                    job.target.url, got.status
                 )));
             }
-            job.size = headers
+            job.size = got
+                .headers
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
@@ -278,9 +260,11 @@ struct WorkerStats {
 fn kind_of(e: &ClientError) -> &'static str {
     match e {
         ClientError::Io(_) => "connect",
-        ClientError::Tls(_) => "tls",
-        ClientError::Http(_) => "http",
-        ClientError::Config(_) => "config",
+        ClientError::Handshake(_) | ClientError::ServerName(_) => "tls",
+        ClientError::Http(_) | ClientError::TooLarge { .. } => "http",
+        ClientError::TlsConfig(..) | ClientError::Request(_) | ClientError::Settings(..) => {
+            "config"
+        }
     }
 }
 
@@ -384,7 +368,7 @@ async fn one_request(
                 Some((s, e)) => (s / m.chunk_size, e.div_ceil(m.chunk_size)),
                 None => (0, m.chunks.len() as u64),
             };
-            Some(ChunkStream::new(m.clone(), first, end, false))
+            Some(ChunkStream::new(m.clone(), first, end))
         }
         _ => None,
     };
@@ -411,7 +395,7 @@ async fn one_request(
 /// failures during the run are counted in the report.
 pub async fn run(opts: BenchOptions) -> Result<BenchReport, ClientError> {
     if opts.urls.is_empty() {
-        return Err(ClientError::Config("bench needs at least one URL".into()));
+        return Err(ClientError::settings("bench needs at least one URL"));
     }
     let client = Client::new(&opts.client)?;
     let jobs = Arc::new(prepare(&client, &opts).await?);
@@ -445,7 +429,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, ClientError> {
     for h in handles {
         let (stats, hist) = h
             .await
-            .map_err(|e| ClientError::Config(format!("bench worker failed: {e}")))?;
+            .map_err(|e| ClientError::Settings("bench worker failed".into(), Some(Box::new(e))))?;
         report.bytes += stats.bytes;
         report.ok += stats.ok;
         for (k, v) in stats.errors {

@@ -1,32 +1,30 @@
-//! `distpoint fetch`: a verified, resumable, segmented download.
+//! `distpoint fetch`: a verified, resumable download of one file from one
+//! or more sources, a thin front end over [`crate::transfer`].
 //!
-//! Order of work: the manifest (`URL?manifest`) first, checked against
-//! `--expect` before any content is asked for; then the destination (folder
-//! writable, space free); then the chunks still missing, over N connections
-//! (see [`super::segments`]); then fsync and an atomic rename. If the file
-//! changes on the server mid-way (`If-Range` fails, another `ETag` or size),
-//! the fetch starts again from the manifest; chunks already verified are
-//! kept only if the new manifest has the same root.
+//! Plan → transfer → finish. The plan checks the arguments and the
+//! destination before any traffic. Each pass gets the manifest (the
+//! primary's `URL?manifest`, `--manifest FILE_OR_URL`, or the one a package
+//! gave), checks it against `--expect` before any content is asked for,
+//! prepares the work file (resuming verified chunks of the same root), and
+//! lets the engine fetch the rest from every source. The finish is fsync
+//! and an atomic rename. If the primary's copy changes mid-way and its own
+//! `?manifest` was used, the fetch starts again from the manifest (chunks
+//! already verified are kept only if the new manifest has the same root).
 
-use super::endpoint::{Client, ClientOptions, Target};
 use super::fetch_error::FetchError;
+use super::manifest_origin::{self, Origin};
 use super::output;
 use super::progress::Progress;
-use super::resume::{ResumeState, WorkFiles};
-use super::segments::{self, backoff, retry_after, transient_status, Shared, WorkerFail};
-use super::verify::chunk_matches;
-use super::{ClientError, Conn, Protocol};
 use crate::integrity::manifest::parse_digest;
 use crate::integrity::{hex, Digest, FileManifest};
-use http::StatusCode;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use crate::transfer::resume::{self, ResumeState, WorkFiles};
+use crate::transfer::{
+    self, Client, ClientOptions, DropReason, Events, FileSink, HttpSource, Job, RateLimit, Source,
+    SourceReport, Target, TransferReport, Tuning,
+};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Largest manifest accepted (a 1 TiB file in 1 MiB chunks is ~70 MB of JSON).
-const MANIFEST_LIMIT: usize = 256 << 20;
 
 /// Restarts allowed when the file keeps changing on the server.
 const MAX_RESTARTS: u32 = 3;
@@ -34,22 +32,30 @@ const MAX_RESTARTS: u32 = 3;
 /// What to fetch and how.
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
-    /// The file's `https://` URL.
+    /// The file's `https://` URL: the first source, and (without
+    /// `--manifest`) where `URL?manifest` is asked for.
     pub url: String,
+    /// More sources of the same file.
+    pub mirrors: Vec<String>,
+    /// `--manifest FILE_OR_URL`: the manifest from elsewhere.
+    pub manifest_from: Option<String>,
     /// Where the verified file goes.
     pub output: PathBuf,
     /// The manifest root the file must have (hex), told out of band.
     pub expect: Option<String>,
-    /// Parallel connections.
+    /// Connections per source.
     pub connections: usize,
-    /// Limit the total rate, bytes per second.
-    pub limit_rate: Option<u64>,
+    /// A limit for all of the fetch's traffic (shared by a package's files).
+    pub rate: Option<Arc<RateLimit>>,
     /// Show a progress bar (only on a terminal in any case).
     pub progress: bool,
     /// TLS, credentials, protocols.
     pub client: ClientOptions,
+    /// The server (`host:port`) that may receive the Basic credentials;
+    /// `None`: the URL's. Every other source gets none.
+    pub login_authority: Option<String>,
     /// The file's manifest when it is already known and verified (a file of
-    /// a package whose manifest was checked): then `URL?manifest` is not asked.
+    /// a package whose manifest was checked): then no manifest is asked for.
     pub manifest: Option<FileManifest>,
 }
 
@@ -72,18 +78,22 @@ pub struct FetchReport {
     pub chunks_fetched: u64,
     /// Chunks taken from a previous run's work file (re-checked from disk).
     pub chunks_resumed: u64,
-    /// Content bytes received in this run.
+    /// Content bytes received in this run, from all sources.
     pub bytes_fetched: u64,
     /// Wall time.
     pub elapsed: Duration,
-    /// True when no `--expect` was given: the server's own manifest was trusted.
+    /// True when no `--expect` was given: the manifest was trusted as found.
     pub trusted_server_manifest: bool,
-    /// Connections used.
+    /// Where the manifest came from.
+    pub manifest_from: String,
+    /// Connections per source.
     pub connections: usize,
-    /// The protocol the server chose.
-    pub protocol: Option<Protocol>,
+    /// The protocol of the first source connected.
+    pub protocol: Option<&'static str>,
     /// Times the download started over because the file changed on the server.
     pub restarts: u32,
+    /// What each source did.
+    pub sources: Vec<SourceReport>,
 }
 
 impl FetchReport {
@@ -94,8 +104,9 @@ impl FetchReport {
 
     /// The one result line.
     pub fn to_text(&self) -> String {
+        let dropped = self.sources.iter().filter(|s| s.dropped.is_some()).count();
         format!(
-            "{}: {} bytes, {} chunks verified ({} fetched, {} resumed), root {}, {:.2} s, {:.1} MB/s{}",
+            "{}: {} bytes, {} chunks verified ({} fetched, {} resumed), root {}, {:.2} s, {:.1} MB/s{}{}",
             self.path.display(),
             self.size,
             self.chunks,
@@ -104,6 +115,11 @@ impl FetchReport {
             self.root,
             self.elapsed.as_secs_f64(),
             self.mb_per_s(),
+            if self.sources.len() > 1 {
+                format!(", {} sources ({dropped} dropped)", self.sources.len())
+            } else {
+                String::new()
+            },
             if self.trusted_server_manifest {
                 " (root not checked: no --expect)"
             } else {
@@ -128,340 +144,279 @@ impl FetchReport {
             "seconds": self.elapsed.as_secs_f64(),
             "mb_per_s": self.mb_per_s(),
             "expected_root_checked": !self.trusted_server_manifest,
+            "manifest_from": self.manifest_from,
             "connections": self.connections,
-            "protocol": match self.protocol {
-                Some(Protocol::Http1) => "HTTP/1.1",
-                Some(Protocol::Http2) => "HTTP/2",
-                None => "none",
-            },
+            "protocol": self.protocol.unwrap_or("none"),
             "restarts": self.restarts,
+            "sources": self.sources.iter().map(SourceReport::to_json).collect::<Vec<_>>(),
         })
         .to_string()
     }
 }
 
-fn client_error(e: ClientError) -> FetchError {
-    match e {
-        ClientError::Config(m) => FetchError::Usage(m),
-        other => FetchError::Network(other.to_string()),
-    }
+/// What was checked before any traffic.
+struct Plan<'a> {
+    opts: &'a FetchOptions,
+    /// The primary first, then the mirrors.
+    targets: Vec<Target>,
+    origin: Origin,
+    expect: Option<Digest>,
+    files: WorkFiles,
+    client: Client,
+    anonymous: Client,
+    /// The server that may receive the Basic credentials.
+    login: String,
 }
 
-/// GET `URL?manifest`, retrying transient failures. Returns the manifest, the
-/// `ETag` the response carried (the file's, if the server sends it), and the
-/// connection for reuse.
-async fn get_manifest(
-    client: &Client,
-    target: &Target,
-) -> Result<(FileManifest, Option<String>, Conn), FetchError> {
-    let mt = target.with_path(&format!("{}?manifest", target.path()));
-    let mut last = String::new();
-    for attempt in 1..=segments::MAX_ATTEMPTS {
-        if attempt > 1 {
-            tokio::time::sleep(backoff(attempt - 1)).await;
-        }
-        let mut conn = match client.connect(&mt).await {
-            Ok(c) => c,
-            Err(ClientError::Tls(m)) => {
-                return Err(FetchError::Network(format!("{}: TLS: {m}", mt.authority)))
-            }
-            Err(ClientError::Config(m)) => return Err(FetchError::Usage(m)),
-            Err(e) => {
-                last = format!("{}: {e}", mt.authority);
-                continue;
-            }
-        };
-        let req = Client::build(client.get(&mt, conn.protocol)).map_err(client_error)?;
-        let resp = match conn.send(req).await {
-            Ok(r) => r,
-            Err(e) => {
-                last = format!("{}: {e}", mt.url);
-                continue;
-            }
-        };
-        let status = resp.status();
-        let etag = resp
-            .headers()
-            .get(http::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let wait = retry_after(resp.headers());
-        let headers = resp.headers().clone();
-        let body = super::bench::read_all(resp, MANIFEST_LIMIT).await;
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            let text = body.as_ref().map(|(_, _, b)| &b[..]).unwrap_or_default();
-            if let Some(notice) = segments::quarantine_notice(&headers, text) {
-                let which = match notice.chunk {
-                    Some(k) => format!("chunk {k} of the file"),
-                    None => "the file".to_string(),
-                };
-                return Err(FetchError::Integrity {
-                    message: format!(
-                        "{}: the server reports that {which} failed its integrity check (quarantined)",
-                        target.url
-                    ),
-                    chunk: notice.chunk,
-                    bytes_fetched: 0,
-                });
-            }
-        }
-        match (status, body) {
-            (StatusCode::OK, Ok((_, _, bytes))) => {
-                let text = String::from_utf8_lossy(&bytes);
-                let m = FileManifest::from_json(&text).map_err(|e| FetchError::Integrity {
-                    message: format!("{}: {e}", mt.url),
-                    chunk: None,
-                    bytes_fetched: 0,
-                })?;
-                return Ok((m, etag, conn));
-            }
-            (s, _) if transient_status(s) => {
-                last = format!("{}: HTTP {s}", mt.url);
-                tokio::time::sleep(wait).await;
-            }
-            (StatusCode::OK, Err(e)) => last = format!("{}: {e}", mt.url),
-            (s, _) => {
-                return Err(FetchError::Http {
-                    url: mt.url.clone(),
-                    status: s.as_u16(),
-                })
-            }
+impl Plan<'_> {
+    /// The client for requests to `t`: with the credentials only for the
+    /// server they are meant for (a mirror must not learn the password).
+    fn client_for(&self, t: &Target) -> &Client {
+        if t.authority == self.login {
+            &self.client
+        } else {
+            &self.anonymous
         }
     }
-    Err(FetchError::Network(format!(
-        "{last} (gave up after {} attempts)",
-        segments::MAX_ATTEMPTS
-    )))
 }
 
 /// Fetch one file. On success the verified file is at `opts.output`.
 pub async fn run(opts: &FetchOptions) -> Result<FetchReport, FetchError> {
     let t0 = Instant::now();
-    let expect: Option<Digest> = match &opts.expect {
+    let plan = plan(opts)?;
+    let mut restarts = 0;
+    loop {
+        let client = match &plan.origin {
+            Origin::Url(t) | Origin::Server(t) => plan.client_for(t),
+            _ => &plan.client,
+        };
+        let manifest = manifest_origin::load(client, &plan.origin).await?;
+        check_expect(&plan, &manifest)?;
+        match transfer(&plan, manifest).await? {
+            Some(mut report) => {
+                report.restarts = restarts;
+                report.elapsed = t0.elapsed();
+                return Ok(report);
+            }
+            None if restarts < MAX_RESTARTS => restarts += 1,
+            None => {
+                return Err(FetchError::Unavailable {
+                    message: format!(
+                        "{}: the file kept changing on the server ({restarts} restarts)",
+                        plan.targets[0].url
+                    ),
+                    sources: Vec::new(),
+                })
+            }
+        }
+    }
+}
+
+fn plan(opts: &FetchOptions) -> Result<Plan<'_>, FetchError> {
+    let expect = match &opts.expect {
         Some(e) => Some(parse_digest(&e.to_ascii_lowercase()).ok_or_else(|| {
             FetchError::Usage(format!("--expect {e:?}: not a 64-digit SHA-256 hex root"))
         })?),
         None => None,
     };
-    let target = Target::parse(&opts.url).map_err(client_error)?;
-    output::check_writable(&opts.output).map_err(|e| FetchError::Output(e.0))?;
-    let client = Client::new(&opts.client).map_err(client_error)?;
-    let files = WorkFiles::for_path(&opts.output);
-    let mut restarts = 0;
-    loop {
-        match attempt(opts, &client, &target, &files, expect).await {
-            Ok(Some(mut report)) => {
-                report.restarts = restarts;
-                report.elapsed = t0.elapsed();
-                return Ok(report);
+    let targets = std::iter::once(&opts.url)
+        .chain(&opts.mirrors)
+        .map(|u| Target::parse(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let origin = match (&opts.manifest, &opts.manifest_from) {
+        (Some(m), _) => Origin::Given(m.clone()),
+        (None, Some(from)) => Origin::parse(from)?,
+        (None, None) => Origin::of_file(&targets[0]),
+    };
+    output::check_writable(&opts.output)?;
+    let client = Client::new(&opts.client)?;
+    let login = match &opts.login_authority {
+        Some(a) => a.clone(),
+        None => targets[0].authority.clone(),
+    };
+    Ok(Plan {
+        opts,
+        targets,
+        origin,
+        expect,
+        files: WorkFiles::for_path(&opts.output),
+        anonymous: client.without_credentials(),
+        client,
+        login,
+    })
+}
+
+fn check_expect(plan: &Plan<'_>, manifest: &FileManifest) -> Result<(), FetchError> {
+    let root = hex(&manifest.root);
+    match plan.expect {
+        Some(want) if want != manifest.root => Err(FetchError::integrity(format!(
+            "{}: root {root} does not match --expect {}; no content was requested",
+            plan.origin.describe(),
+            hex(&want)
+        ))),
+        // A package's files come with a manifest checked already.
+        None if !matches!(plan.origin, Origin::Given(_)) => {
+            // Said on stderr whatever the output mode: this is the one thing
+            // a user must not miss about an unpinned download.
+            match &plan.origin {
+                Origin::Server(_) => eprintln!(
+                    "distpoint: no --expect given: trusting the server's own manifest (root {root})"
+                ),
+                other => eprintln!(
+                    "distpoint: no --expect given: trusting the manifest from {} (root {root})",
+                    other.describe()
+                ),
             }
-            Ok(None) if restarts < MAX_RESTARTS => restarts += 1,
-            Ok(None) => {
-                return Err(FetchError::Network(format!(
-                    "{}: the file kept changing on the server ({restarts} restarts)",
-                    target.url
-                )))
-            }
-            Err(e) => return Err(e),
+            Ok(())
         }
+        _ => Ok(()),
     }
 }
 
-/// One pass from the manifest on. `Ok(None)`: the file changed, start again.
-async fn attempt(
-    opts: &FetchOptions,
-    client: &Client,
-    target: &Target,
-    files: &WorkFiles,
-    expect: Option<Digest>,
-) -> Result<Option<FetchReport>, FetchError> {
-    let (manifest, manifest_etag, conn0) = match &opts.manifest {
-        Some(m) => (m.clone(), None, None),
-        None => {
-            let (m, etag, conn) = get_manifest(client, target).await?;
-            (m, etag, Some(conn))
-        }
+/// The sources, the primary first.
+fn sources(plan: &Plan<'_>) -> Vec<Arc<dyn Source>> {
+    let tuning = match &plan.opts.rate {
+        Some(r) => Tuning::for_rate(r.bytes_per_s()),
+        None => Tuning::default(),
     };
-    let root = hex(&manifest.root);
-    match expect {
-        Some(want) if want != manifest.root => {
-            return Err(FetchError::Integrity {
-                message: format!(
-                    "{}?manifest: root {root} does not match --expect {}; no content was requested",
-                    target.url,
-                    hex(&want)
-                ),
-                chunk: None,
-                bytes_fetched: 0,
-            })
+    plan.targets
+        .iter()
+        .map(|t| {
+            let client = plan.client_for(t).clone();
+            Arc::new(HttpSource::new(client, t.clone(), tuning)) as Arc<dyn Source>
+        })
+        .collect()
+}
+
+/// Progress, drops on stderr, resume state on every checkpoint.
+struct FetchEvents {
+    progress: Progress,
+    state: Mutex<ResumeState>,
+    state_path: PathBuf,
+}
+
+impl FetchEvents {
+    fn save(&self, runs: Option<&[(u64, u64)]>) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(runs) = runs {
+            st.set_runs(runs);
         }
-        Some(_) => {}
-        // A package's files come with a manifest checked already.
-        None if opts.manifest.is_some() => {}
-        // Said on stderr whatever the output mode: this is the one thing a
-        // user must not miss about an unpinned download.
-        None => eprintln!(
-            "distpoint: no --expect given: trusting the server's own manifest (root {root})"
-        ),
+        // Losing a save only costs re-fetching; it is never a correctness issue.
+        let _ = st.save(&self.state_path);
+    }
+}
+
+impl Events for FetchEvents {
+    fn verified(&self, bytes: u64, done: u64) {
+        self.progress.advance(bytes, done);
     }
 
+    fn dropped(&self, source: &str, reason: &DropReason) {
+        self.progress.note(&format!(
+            "distpoint: fetch: dropped source {source}: {reason}"
+        ));
+    }
+
+    fn checkpoint(&self, verified: &[(u64, u64)]) {
+        self.save(Some(verified));
+    }
+}
+
+/// One pass with this manifest. `Ok(None)`: the primary's file changed and
+/// its manifest was the one used; start again.
+async fn transfer(
+    plan: &Plan<'_>,
+    manifest: FileManifest,
+) -> Result<Option<FetchReport>, FetchError> {
+    let files = &plan.files;
     // Resume only chunks verified against this very root.
     let previous =
         ResumeState::load(&files.state).filter(|s| s.matches(&manifest) && files.part.exists());
-    let resuming = previous.is_some();
     let have = std::fs::metadata(&files.part).map(|m| m.len()).unwrap_or(0);
-    let more = if resuming {
-        manifest.size.saturating_sub(have)
-    } else {
-        manifest.size
+    let more = match &previous {
+        Some(_) => manifest.size.saturating_sub(have),
+        None => manifest.size,
     };
-    output::check_space(&opts.output, more).map_err(|e| FetchError::Output(e.0))?;
-    let file = Arc::new(
-        output::open_part(&files.part, manifest.size, !resuming)
-            .map_err(|e| FetchError::Output(e.0))?,
+    output::check_space(&plan.opts.output, more)?;
+    let sink = Arc::new(
+        FileSink::open(&files.part, manifest.size, previous.is_none())
+            .map_err(output::OutputError::from)?,
     );
     let n = manifest.chunks.len() as u64;
     let manifest = Arc::new(manifest);
-    let mut state = previous.unwrap_or_else(|| ResumeState::new(&target.url, &manifest));
-    let claimed = state.chunks(n);
-    let verified = recheck(&file, &manifest, claimed).await?;
-    let chunks_resumed = verified.len() as u64;
-    state.etag = manifest_etag.or(state.etag.take());
-    let etag = state.etag.clone();
-    let queue: VecDeque<u64> = (0..n).filter(|c| !verified.contains(c)).collect();
-    let workers = opts.connections.max(1).min(queue.len().max(1));
-    let progress = Progress::new(manifest.size, n, opts.progress);
+    let state = previous.unwrap_or_else(|| ResumeState::new(&plan.opts.url, &manifest));
+    let verified = resume::recheck(sink.clone(), manifest.clone(), state.chunks(n)).await;
+    let missing = n - verified.len() as u64;
+    let progress = Progress::new(manifest.size, n, plan.opts.progress);
     let done_bytes: u64 = verified
         .iter()
-        .map(|&c| {
-            let (s, e) = manifest.chunk_range(c);
-            e - s
-        })
+        .map(|&c| manifest.chunk_range(c))
+        .map(|(s, e)| e - s)
         .sum();
-    progress.advance(done_bytes, chunks_resumed);
-    let shared = Arc::new(Shared {
-        target: target.clone(),
-        client: client.clone(),
-        manifest: manifest.clone(),
-        queue: Mutex::new(queue),
-        attempts: Mutex::new(HashMap::new()),
-        file: file.clone(),
-        state: Mutex::new((state, verified, Instant::now())),
-        state_path: files.state.clone(),
-        etag: Mutex::new(etag),
-        bytes_fetched: Default::default(),
-        chunks_fetched: Default::default(),
+    progress.advance(done_bytes, verified.len() as u64);
+    let events = Arc::new(FetchEvents {
         progress,
-        limit_rate: opts.limit_rate,
-        started: Instant::now(),
-        protocol: Mutex::new(conn0.as_ref().map(|c| c.protocol)),
-        refused: Mutex::new(BTreeSet::new()),
-        cut: Mutex::new(BTreeSet::new()),
-        named: Mutex::new(BTreeSet::new()),
+        state: Mutex::new(state),
+        state_path: files.state.clone(),
     });
-    shared.save_state();
-
-    let mut set = tokio::task::JoinSet::new();
-    let mut first = conn0;
-    for _ in 0..workers {
-        set.spawn(segments::worker(shared.clone(), first.take()));
-    }
-    let mut failure: Option<WorkerFail> = None;
-    while let Some(res) = set.join_next().await {
-        let res = res.unwrap_or_else(|e| {
-            Err(WorkerFail::Fatal(FetchError::Network(format!(
-                "download task failed: {e}"
-            ))))
-        });
-        if let Err(f) = res {
-            // The first failure stops everything: dropping the other
-            // requests resets their streams (HTTP/2) or closes their
-            // connections (HTTP/1.1).
-            set.abort_all();
-            failure.get_or_insert(f);
-        }
-    }
-    shared.progress.finish();
-    shared.save_state();
-    let bytes_fetched = shared.bytes_fetched.load(Ordering::Relaxed);
-    match failure {
-        Some(WorkerFail::Changed) => {
-            // Forget the tag so the next pass learns the new one.
-            *shared.etag.lock().expect("etag lock") = None;
-            shared.save_state();
+    events.save(None);
+    let mut job = Job::new(manifest.clone(), sources(plan), sink.clone());
+    job.connections = plan.opts.connections.max(1);
+    job.verified = verified;
+    job.rate = plan.opts.rate.clone();
+    job.events = events.clone();
+    let done = transfer::run(job).await;
+    events.progress.finish();
+    let report = done.report;
+    if let Err(e) = done.result {
+        let primary_changed = matches!(
+            report.sources.first().and_then(|s| s.dropped.as_ref()),
+            Some(DropReason::Changed(_))
+        );
+        if primary_changed && matches!(plan.origin, Origin::Server(_)) {
             return Ok(None);
         }
-        Some(WorkerFail::Fatal(FetchError::Integrity { message, chunk, .. })) => {
-            return Err(FetchError::Integrity {
-                message,
-                chunk,
-                bytes_fetched,
-            })
-        }
-        Some(WorkerFail::Fatal(e)) => return Err(e),
-        None => {
-            if let Some(e) = segments::quarantined(&shared) {
-                return Err(e);
-            }
-        }
+        return Err(FetchError::from_transfer(e, report.sources, &files.part));
     }
-    let complete = shared.state.lock().expect("state lock").1.len() as u64 == n;
-    if !complete {
-        return Err(FetchError::Network(format!(
-            "{}: download ended with chunks missing",
-            target.url
-        )));
-    }
-    let protocol = *shared.protocol.lock().expect("protocol lock");
-    let chunks_fetched = shared.chunks_fetched.load(Ordering::Relaxed);
-    drop(shared);
-    let file = Arc::try_unwrap(file)
-        .map_err(|_| FetchError::Output("the download file is still in use".into()))?;
-    let (part, path) = (files.part.clone(), files.path.clone());
-    tokio::task::spawn_blocking(move || output::finish(file, &part, &path))
+    finish(plan, &sink, &manifest, report, missing)
         .await
-        .map_err(|e| FetchError::Output(format!("finishing task failed: {e}")))?
-        .map_err(|e| FetchError::Output(e.0))?;
-    let _ = std::fs::remove_file(&files.state);
-    Ok(Some(FetchReport {
-        url: target.url.clone(),
-        path: files.path.clone(),
-        size: manifest.size,
-        root,
-        sha256: hex(&manifest.sha256),
-        chunks: n,
-        chunks_fetched,
-        chunks_resumed,
-        bytes_fetched,
-        elapsed: Duration::ZERO,
-        trusted_server_manifest: expect.is_none() && opts.manifest.is_none(),
-        connections: workers,
-        protocol,
-        restarts: 0,
-    }))
+        .map(Some)
 }
 
-/// Re-hash from disk the chunks a previous run claimed; keep those that match.
-async fn recheck(
-    file: &Arc<std::fs::File>,
-    m: &Arc<FileManifest>,
-    claimed: BTreeSet<u64>,
-) -> Result<BTreeSet<u64>, FetchError> {
-    if claimed.is_empty() {
-        return Ok(claimed);
-    }
-    let (file, m) = (file.clone(), m.clone());
-    tokio::task::spawn_blocking(move || {
-        claimed
-            .into_iter()
-            .filter(|&c| {
-                let (s, e) = m.chunk_range(c);
-                output::read_at(&file, s, (e - s) as usize)
-                    .map(|data| chunk_matches(&m, c, &data))
-                    .unwrap_or(false)
-            })
-            .collect()
+/// fsync, atomic rename, forget the resume state; the report.
+async fn finish(
+    plan: &Plan<'_>,
+    sink: &Arc<FileSink>,
+    manifest: &FileManifest,
+    report: TransferReport,
+    missing: u64,
+) -> Result<FetchReport, FetchError> {
+    let files = &plan.files;
+    let (s, to) = (sink.clone(), files.path.clone());
+    tokio::task::spawn_blocking(move || s.finish(&to))
+        .await
+        .map_err(|e| FetchError::Unavailable {
+            message: format!("finishing task failed: {e}"),
+            sources: Vec::new(),
+        })?
+        .map_err(output::OutputError::from)?;
+    let _ = std::fs::remove_file(&files.state);
+    Ok(FetchReport {
+        url: plan.opts.url.clone(),
+        path: files.path.clone(),
+        size: manifest.size,
+        root: hex(&manifest.root),
+        sha256: hex(&manifest.sha256),
+        chunks: manifest.chunks.len() as u64,
+        chunks_fetched: report.chunks_fetched,
+        chunks_resumed: report.chunks_resumed,
+        bytes_fetched: report.bytes_fetched(),
+        elapsed: Duration::ZERO,
+        trusted_server_manifest: plan.expect.is_none() && !matches!(plan.origin, Origin::Given(_)),
+        manifest_from: plan.origin.describe(),
+        connections: plan.opts.connections.max(1).min(missing.max(1) as usize),
+        protocol: report.protocol(),
+        restarts: 0,
+        sources: report.sources,
     })
-    .await
-    .map_err(|e| FetchError::Output(format!("re-checking the download failed: {e}")))
 }

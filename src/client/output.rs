@@ -1,27 +1,55 @@
-//! The destination of a fetch: checked before any download (folder writable,
-//! enough free space), written chunk by chunk at offsets, then made durable
-//! and put in place by an atomic rename.
+//! The destination of a fetch, checked before any download: its folder
+//! exists and is writable, and there is room for what is still missing.
+//! (Writing, syncing and the atomic rename are the engine's
+//! [`crate::transfer::FileSink`].)
 
-use std::fs::{File, OpenOptions};
-use std::io;
-use std::path::Path;
+use crate::transfer::sink::parent;
+use crate::transfer::SinkError;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// Why the destination cannot be used; always names the path.
 #[derive(Debug)]
-pub struct OutputError(pub String);
+pub struct OutputError {
+    /// The file or folder at fault.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub problem: String,
+    /// The system's reason, when there is one.
+    pub source: Option<std::io::Error>,
+}
 
-impl std::fmt::Display for OutputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl OutputError {
+    fn new(path: &Path, problem: impl Into<String>, source: Option<std::io::Error>) -> Self {
+        OutputError {
+            path: path.to_path_buf(),
+            problem: problem.into(),
+            source,
+        }
     }
 }
 
-impl std::error::Error for OutputError {}
+impl fmt::Display for OutputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.problem)?;
+        match &self.source {
+            Some(e) => write!(f, ": {e}"),
+            None => Ok(()),
+        }
+    }
+}
 
-fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+impl std::error::Error for OutputError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<SinkError> for OutputError {
+    fn from(e: SinkError) -> Self {
+        OutputError::new(&e.path, format!("cannot {}", e.action), Some(e.source))
     }
 }
 
@@ -29,18 +57,18 @@ fn parent(path: &Path) -> &Path {
 /// `path` itself is not a folder. Cheap; done before any network traffic.
 pub fn check_writable(path: &Path) -> Result<(), OutputError> {
     let dir = parent(path);
-    let meta = std::fs::metadata(dir)
-        .map_err(|e| OutputError(format!("{}: cannot use folder: {e}", dir.display())))?;
+    let meta =
+        std::fs::metadata(dir).map_err(|e| OutputError::new(dir, "cannot use folder", Some(e)))?;
     if !meta.is_dir() {
-        return Err(OutputError(format!("{}: not a folder", dir.display())));
+        return Err(OutputError::new(dir, "not a folder", None));
     }
     rustix::fs::access(
         dir,
         rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
     )
-    .map_err(|e| OutputError(format!("{}: folder not writable: {e}", dir.display())))?;
+    .map_err(|e| OutputError::new(dir, "folder not writable", Some(e.into())))?;
     if path.is_dir() {
-        return Err(OutputError(format!("{}: is a folder", path.display())));
+        return Err(OutputError::new(path, "is a folder", None));
     }
     Ok(())
 }
@@ -49,63 +77,14 @@ pub fn check_writable(path: &Path) -> Result<(), OutputError> {
 pub fn check_space(path: &Path, more: u64) -> Result<(), OutputError> {
     let dir = parent(path);
     let st = rustix::fs::statvfs(dir)
-        .map_err(|e| OutputError(format!("{}: cannot read free space: {e}", dir.display())))?;
+        .map_err(|e| OutputError::new(dir, "cannot read free space", Some(e.into())))?;
     let free = st.f_bavail.saturating_mul(st.f_frsize);
     if free < more {
-        return Err(OutputError(format!(
-            "{}: not enough free space: {more} bytes needed, {free} available",
-            dir.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Open (or create) the work file and give it its final length. Existing
-/// content is kept: it holds chunks a previous run verified.
-pub fn open_part(part: &Path, size: u64, fresh: bool) -> Result<File, OutputError> {
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(fresh)
-        .read(true)
-        .write(true)
-        .open(part)
-        .map_err(|e| OutputError(format!("{}: cannot create: {e}", part.display())))?;
-    f.set_len(size)
-        .map_err(|e| OutputError(format!("{}: cannot size: {e}", part.display())))?;
-    Ok(f)
-}
-
-/// Write verified bytes at `offset`.
-pub fn write_at(file: &File, offset: u64, data: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::FileExt as _;
-    file.write_all_at(data, offset)
-}
-
-/// Read `len` bytes at `offset` (re-checking a resumed chunk).
-pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt as _;
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, offset)?;
-    Ok(buf)
-}
-
-/// Make the work file durable and move it to `path` atomically; then make
-/// the rename itself durable by syncing the folder.
-pub fn finish(file: File, part: &Path, path: &Path) -> Result<(), OutputError> {
-    file.sync_all()
-        .map_err(|e| OutputError(format!("{}: cannot sync: {e}", part.display())))?;
-    drop(file);
-    std::fs::rename(part, path).map_err(|e| {
-        OutputError(format!(
-            "cannot rename {} to {}: {e}",
-            part.display(),
-            path.display()
-        ))
-    })?;
-    // A folder fsync is what makes the new name survive a crash; failing it
-    // is not worth failing a complete, verified download over.
-    if let Ok(d) = File::open(parent(path)) {
-        let _ = d.sync_all();
+        return Err(OutputError::new(
+            dir,
+            format!("not enough free space: {more} bytes needed, {free} available"),
+            None,
+        ));
     }
     Ok(())
 }
@@ -121,18 +100,11 @@ mod tests {
         check_writable(&p).unwrap();
         check_space(&p, 1).unwrap();
         let e = check_space(&p, u64::MAX).unwrap_err();
-        assert!(e.0.contains("not enough free space"), "{e}");
+        assert!(e.to_string().contains("not enough free space"), "{e}");
         let e = check_writable(&dir.path().join("nope/out.bin")).unwrap_err();
-        assert!(e.0.contains("nope"), "{e}");
+        assert!(e.to_string().contains("nope"), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
         let e = check_writable(dir.path()).unwrap_err();
-        assert!(e.0.contains("is a folder"), "{e}");
-
-        let part = dir.path().join("out.bin.part");
-        let f = open_part(&part, 10, true).unwrap();
-        write_at(&f, 4, b"abc").unwrap();
-        assert_eq!(read_at(&f, 3, 5).unwrap(), b"\0abc\0");
-        finish(f, &part, &p).unwrap();
-        assert!(!part.exists());
-        assert_eq!(std::fs::read(&p).unwrap().len(), 10);
+        assert!(e.to_string().contains("is a folder"), "{e}");
     }
 }

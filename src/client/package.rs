@@ -1,20 +1,22 @@
 //! `distpoint fetch --package`: a whole published package. The package
-//! manifest (`URL_PREFIX/?manifest`, exact bytes) is checked first, against
-//! the package hash (`--expect`, SHA-256 of those bytes) and/or the
-//! publisher's Ed25519 signature (`URL_PREFIX/?signature`); only then is any
-//! file fetched, each verified chunk by chunk against its entry.
+//! manifest (`PREFIX/?manifest`, exact bytes, or `--manifest FILE_OR_URL`)
+//! is checked first, against the package hash (`--expect`, SHA-256 of those
+//! bytes) and/or the publisher's Ed25519 signature (`PREFIX/?signature`, or
+//! `FILE_OR_URL.sig`); only then is any file fetched, each verified chunk by
+//! chunk against its entry, from the prefix and every `--mirror PREFIX`.
+//! A mirror dropped for a bad chunk (or for good network reasons) is not
+//! asked for the package's later files either.
 
-use super::bench::read_all;
-use super::endpoint::{Client, ClientOptions, Target};
 use super::fetch::{self, FetchOptions};
 use super::fetch_error::FetchError;
-use super::ClientError;
+use super::manifest_origin::{self, Origin};
 use crate::integrity::keys::PublicKey;
 use crate::integrity::manifest::parse_digest;
 use crate::integrity::{hex, sha256, PackageManifest};
-use http::StatusCode;
+use crate::transfer::{Client, ClientOptions, DropReason, RateLimit, SourceReport, Target};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
@@ -29,14 +31,20 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 pub struct PackageOptions {
     /// The package's URL prefix (the path's own URL).
     pub url_prefix: String,
+    /// More prefixes serving the same package (plain servers will do).
+    pub mirrors: Vec<String>,
+    /// `--manifest FILE_OR_URL`: the package manifest from elsewhere.
+    pub manifest_from: Option<String>,
     /// Folder to write the files into.
     pub output: PathBuf,
     /// The package hash (hex SHA-256 of `manifest.json`), told out of band.
     pub expect: Option<String>,
     /// The publisher's public key (SubjectPublicKeyInfo PEM).
     pub publisher_key: Option<PathBuf>,
-    /// Connections per file.
+    /// Connections per source and file.
     pub connections: usize,
+    /// A limit for all of the package's traffic.
+    pub rate: Option<Arc<RateLimit>>,
     /// Show progress bars.
     pub progress: bool,
     /// TLS, credentials, protocols.
@@ -58,13 +66,16 @@ pub struct PackageReport {
     pub bytes_fetched: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// Per prefix, summed over the files (the reason of its first drop).
+    pub sources: Vec<SourceReport>,
 }
 
 impl PackageReport {
     /// The result line.
     pub fn to_text(&self) -> String {
+        let dropped = self.sources.iter().filter(|s| s.dropped.is_some()).count();
         format!(
-            "package {}: {} files, {} bytes verified{}, {:.2} s",
+            "package {}: {} files, {} bytes verified{}{}, {:.2} s",
             self.package_hash,
             self.files.len(),
             self.bytes,
@@ -72,6 +83,11 @@ impl PackageReport {
                 ", signature checked"
             } else {
                 ""
+            },
+            if self.sources.len() > 1 {
+                format!(", {} sources ({dropped} dropped)", self.sources.len())
+            } else {
+                String::new()
             },
             self.elapsed.as_secs_f64()
         )
@@ -87,6 +103,7 @@ impl PackageReport {
             "bytes": self.bytes,
             "bytes_fetched": self.bytes_fetched,
             "seconds": self.elapsed.as_secs_f64(),
+            "sources": self.sources.iter().map(SourceReport::to_json).collect::<Vec<_>>(),
         })
         .to_string()
     }
@@ -104,38 +121,18 @@ fn safe_relative(rel: &str) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
-fn integrity(message: String) -> FetchError {
-    FetchError::Integrity {
-        message,
-        chunk: None,
-        bytes_fetched: 0,
-    }
+/// The checks before any file: the package hash and the signature.
+struct Checked {
+    package: PackageManifest,
+    hash: String,
+    signature_checked: bool,
 }
 
-/// GET a small document; `None` on 404.
-async fn document(client: &Client, target: &Target) -> Result<Option<Vec<u8>>, FetchError> {
-    let net = |e: ClientError| match e {
-        ClientError::Config(m) => FetchError::Usage(m),
-        other => FetchError::Network(format!("{}: {other}", target.url)),
-    };
-    let mut conn = client.connect(target).await.map_err(net)?;
-    let req = Client::build(client.get(target, conn.protocol)).map_err(net)?;
-    let (status, _, body) = read_all(conn.send(req).await.map_err(net)?, 256 << 20)
-        .await
-        .map_err(net)?;
-    match status {
-        StatusCode::OK => Ok(Some(body)),
-        StatusCode::NOT_FOUND => Ok(None),
-        s => Err(FetchError::Http {
-            url: target.url.clone(),
-            status: s.as_u16(),
-        }),
-    }
-}
-
-/// Fetch and verify a whole package into `opts.output`.
-pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
-    let t0 = Instant::now();
+async fn checked_manifest(
+    opts: &PackageOptions,
+    client: &Client,
+    base: &Target,
+) -> Result<Checked, FetchError> {
     let expect = match &opts.expect {
         Some(e) => Some(parse_digest(&e.to_ascii_lowercase()).ok_or_else(|| {
             FetchError::Usage(format!(
@@ -151,92 +148,190 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
         ),
         None => None,
     };
-    let prefix = opts.url_prefix.trim_end_matches('/');
-    let base =
-        Target::parse(&format!("{prefix}/")).map_err(|e| FetchError::Usage(e.to_string()))?;
-    let client = Client::new(&opts.client).map_err(|e| FetchError::Usage(e.to_string()))?;
-    let mt = base.with_path(&format!("{}?manifest", base.path()));
-    let bytes = document(&client, &mt).await?.ok_or(FetchError::Http {
-        url: mt.url.clone(),
-        status: 404,
-    })?;
+    let origin = match &opts.manifest_from {
+        Some(from) => Origin::parse(from)?,
+        None => Origin::Server(base.with_path(&format!("{}?manifest", base.path()))),
+    };
+    // The credentials go only to the package's own server.
+    let anonymous = client.without_credentials();
+    let client = match &origin {
+        Origin::Url(t) if t.authority != base.authority => &anonymous,
+        _ => client,
+    };
+    let bytes = manifest_origin::bytes(client, &origin)
+        .await?
+        .ok_or_else(|| match &origin {
+            Origin::Url(t) | Origin::Server(t) => FetchError::Http {
+                url: t.url.clone(),
+                status: 404,
+            },
+            other => FetchError::Usage(format!("--manifest {}: no such file", other.describe())),
+        })?;
     let hash = sha256(&bytes);
     if let Some(want) = expect {
         if want != hash {
-            return Err(integrity(format!(
+            return Err(FetchError::integrity(format!(
                 "{}: package hash {} does not match --expect {}; no file was requested",
-                mt.url,
+                origin.describe(),
                 hex(&hash),
                 hex(&want)
             )));
         }
     }
     if let Some(key) = &key {
-        let st = base.with_path(&format!("{}?signature", base.path()));
-        let sig = document(&client, &st)
-            .await?
-            .ok_or_else(|| integrity(format!("{}: the package is not signed", st.url)))?;
+        let at = origin
+            .signature()
+            .expect("a fetched manifest has a signature place");
+        let sig = manifest_origin::bytes(client, &at).await?.ok_or_else(|| {
+            FetchError::integrity(format!("{}: the package is not signed", at.describe()))
+        })?;
         if !key.verify(&bytes, &sig) {
-            return Err(integrity(format!(
+            return Err(FetchError::integrity(format!(
                 "{}: the signature does not verify with the publisher key",
-                st.url
+                at.describe()
             )));
         }
     }
     if expect.is_none() && key.is_none() {
         eprintln!(
-            "distpoint: no --expect or --publisher-key given: trusting the server's package manifest (package {})",
+            "distpoint: no --expect or --publisher-key given: trusting the package manifest from {} (package {})",
+            origin.describe(),
             hex(&hash)
         );
     }
-    let package: PackageManifest = serde_json::from_slice(&bytes)
-        .map_err(|e| integrity(format!("{}: invalid package manifest: {e}", mt.url)))?;
+    let package: PackageManifest = serde_json::from_slice(&bytes).map_err(|e| {
+        FetchError::integrity(format!(
+            "{}: invalid package manifest: {e}",
+            origin.describe()
+        ))
+    })?;
+    Ok(Checked {
+        package,
+        hash: hex(&hash),
+        signature_checked: key.is_some(),
+    })
+}
+
+/// A prefix's figures over the package, and whether it is still asked.
+struct Prefix {
+    url: String,
+    report: SourceReport,
+    banned: bool,
+}
+
+impl Prefix {
+    fn add(&mut self, r: &SourceReport) {
+        let t = &mut self.report;
+        t.bytes += r.bytes;
+        t.chunks += r.chunks;
+        t.refused += r.refused;
+        t.requests += r.requests;
+        t.protocol = t.protocol.or(r.protocol);
+        if let Some(reason) = &r.dropped {
+            // A source that served bad bytes, or that is gone, is not asked
+            // for later files; one that lacks a file (404) or has another
+            // version of it still may be.
+            self.banned |= reason.is_integrity()
+                || matches!(reason, DropReason::GaveUp { .. } | DropReason::Tls(_));
+            // The reason's message names the file's URL.
+            t.dropped.get_or_insert_with(|| reason.clone());
+        }
+    }
+}
+
+/// Fetch and verify a whole package into `opts.output`.
+pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
+    let t0 = Instant::now();
+    let parse = |p: &str| Target::parse(&format!("{}/", p.trim_end_matches('/')));
+    let base = parse(&opts.url_prefix)?;
+    let mut prefixes = std::iter::once(&opts.url_prefix)
+        .chain(&opts.mirrors)
+        .map(|p| {
+            parse(p)?;
+            Ok(Prefix {
+                url: p.trim_end_matches('/').to_string(),
+                report: SourceReport {
+                    name: p.trim_end_matches('/').to_string(),
+                    ..Default::default()
+                },
+                banned: false,
+            })
+        })
+        .collect::<Result<Vec<_>, FetchError>>()?;
+    let client = Client::new(&opts.client)?;
+    let checked = checked_manifest(opts, &client, &base).await?;
     std::fs::create_dir_all(&opts.output).map_err(|e| {
-        FetchError::Output(format!(
+        FetchError::Usage(format!(
             "{}: cannot create folder: {e}",
             opts.output.display()
         ))
     })?;
     let mut report = PackageReport {
-        package_hash: hex(&hash),
-        signature_checked: key.is_some(),
+        package_hash: checked.hash,
+        signature_checked: checked.signature_checked,
         files: Vec::new(),
         bytes: 0,
         bytes_fetched: 0,
         elapsed: Duration::ZERO,
+        sources: Vec::new(),
     };
-    for rel in package.files.keys() {
-        let local = safe_relative(rel)
-            .ok_or_else(|| integrity(format!("{}: unsafe file name {rel:?}", mt.url)))?;
-        let manifest = package
+    for rel in checked.package.files.keys() {
+        let bad = |m: String| FetchError::integrity(format!("{}: {m}", opts.url_prefix));
+        let local = safe_relative(rel).ok_or_else(|| bad(format!("unsafe file name {rel:?}")))?;
+        let manifest = checked
+            .package
             .file(rel)
             .expect("listed")
-            .map_err(|e| integrity(format!("{}: {rel}: {e}", mt.url)))?;
+            .map_err(|e| bad(format!("{rel}: {e}")))?;
         let path = opts.output.join(&local);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
-                FetchError::Output(format!("{}: cannot create folder: {e}", parent.display()))
+                FetchError::Usage(format!("{}: cannot create folder: {e}", parent.display()))
             })?;
         }
         let encoded: Vec<String> = rel
             .split('/')
             .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
             .collect();
-        let file = fetch::run(&FetchOptions {
-            url: format!("{prefix}/{}", encoded.join("/")),
+        let asked: Vec<usize> = (0..prefixes.len())
+            .filter(|&i| !prefixes[i].banned)
+            .collect();
+        let mut urls = asked
+            .iter()
+            .map(|&i| format!("{}/{}", prefixes[i].url, encoded.join("/")));
+        let Some(url) = urls.next() else {
+            return Err(FetchError::Unavailable {
+                message: format!("{rel}: every source was dropped for an earlier file"),
+                sources: prefixes.into_iter().map(|p| p.report).collect(),
+            });
+        };
+        let result = fetch::run(&FetchOptions {
+            url,
+            mirrors: urls.collect(),
+            manifest_from: None,
             output: path,
             expect: None,
             connections: opts.connections,
-            limit_rate: None,
+            rate: opts.rate.clone(),
             progress: opts.progress,
             client: opts.client.clone(),
+            login_authority: Some(base.authority.clone()),
             manifest: Some(manifest),
         })
-        .await?;
+        .await;
+        let sources = match &result {
+            Ok(file) => file.sources.as_slice(),
+            Err(e) => e.sources(),
+        };
+        for (&i, r) in asked.iter().zip(sources) {
+            prefixes[i].add(r);
+        }
+        let file = result?;
         report.bytes += file.size;
         report.bytes_fetched += file.bytes_fetched;
         report.files.push(rel.clone());
     }
+    report.sources = prefixes.into_iter().map(|p| p.report).collect();
     report.elapsed = t0.elapsed();
     Ok(report)
 }

@@ -36,6 +36,14 @@ impl Progress {
         }
     }
 
+    /// Print a line on stderr without tearing the bar.
+    pub fn note(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
     /// Remove the bar before the result line is printed.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {

@@ -57,6 +57,9 @@ pub struct ServerSettings {
     pub limits: Limits,
     /// Restrict the process to what the config names (Landlock), after start-up.
     pub sandbox: bool,
+    /// `https://host[:port]` clients reach this server by (no trailing `/`);
+    /// `None`: the first listener's address.
+    pub public_url: Option<String>,
 }
 
 /// Connection timeouts and limits.
@@ -365,6 +368,30 @@ impl Validator<'_> {
         ))
     }
 
+    /// `https://host[:port]`, nothing after it: the scheme is fixed (TLS only)
+    /// and paths come from the request.
+    fn public_url(&self, s: &Spanned<String>) -> Result<String, ConfigError> {
+        let text = s.get_ref().trim_end_matches('/');
+        let bad = || {
+            self.err(
+                s.span(),
+                format!(
+                    "public_url {:?} must be https://HOST[:PORT] with no path",
+                    s.get_ref()
+                ),
+            )
+        };
+        let authority = text.strip_prefix("https://").ok_or_else(bad)?;
+        match authority.parse::<http::uri::Authority>() {
+            Ok(a)
+                if !authority.is_empty() && a.as_str() == authority && !authority.contains('@') =>
+            {
+                Ok(text.to_string())
+            }
+            _ => Err(bad()),
+        }
+    }
+
     fn path_of(&self, s: &Spanned<String>) -> Result<PathBuf, ConfigError> {
         if s.get_ref().is_empty() {
             return Err(self.err(s.span(), "path must not be empty"));
@@ -481,6 +508,11 @@ impl Validator<'_> {
             state_dir,
             limits,
             sandbox: raw.sandbox.unwrap_or(true),
+            public_url: raw
+                .public_url
+                .as_ref()
+                .map(|u| self.public_url(u))
+                .transpose()?,
         })
     }
 

@@ -72,6 +72,9 @@ pub struct RawServer {
     /// Longest lock-out, in seconds, of a client over `auth_failures_per_minute`.
     #[serde(default)]
     pub auth_lockout_max_secs: Option<Spanned<u64>>,
+    /// The server's public `https://host[:port]`, for URLs it writes (Metalink).
+    #[serde(default)]
+    pub public_url: Option<Spanned<String>>,
     /// Restrict the server to the files its config names (Landlock).
     #[serde(default)]
     pub sandbox: Option<bool>,

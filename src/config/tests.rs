@@ -295,3 +295,42 @@ fn anonymous_or_unreadable_metrics_are_warned_about() {
         .unwrap();
     assert!(c.warnings().is_empty());
 }
+
+#[test]
+fn public_url_is_https_host_and_port_only() {
+    let f = Fixture::new();
+    for good in [
+        "https://dp.example.org",
+        "https://dp.example.org:8443/",
+        "https://[::1]:8443",
+    ] {
+        let c = f
+            .parse(&with("").replacen(
+                "[server]\n",
+                &format!("[server]\npublic_url = {good:?}\n"),
+                1,
+            ))
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some(good.trim_end_matches('/'))
+        );
+    }
+    for bad in [
+        "http://dp.example.org",
+        "https://dp.example.org/pkg",
+        "https://",
+        "dp.example.org",
+        "https://u@h",
+    ] {
+        let e = err(
+            &f,
+            &with("").replacen(
+                "[server]\n",
+                &format!("[server]\npublic_url = {bad:?}\n"),
+                1,
+            ),
+        );
+        assert!(e.contains("public_url") && e.contains(":2:"), "{bad}: {e}");
+    }
+}

@@ -62,7 +62,16 @@ pub fn about_file(
 ) -> Response<ResponseBody> {
     if query == Query::Metalink {
         let doc = metalink::render(&prepared.manifest, name, url);
-        return document(metalink::CONTENT_TYPE, doc.into_bytes(), head);
+        let mut response = document(metalink::CONTENT_TYPE, doc.into_bytes(), head);
+        // Saved as NAME.meta4, not under the file's own name, by clients
+        // that store what they get.
+        let disposition = format!("attachment; filename=\"{}.meta4\"", ascii_name(name));
+        if let Ok(v) = http::HeaderValue::from_str(&disposition) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, v);
+        }
+        return response;
     }
     let json = prepared.manifest.to_json().into_bytes();
     document("application/json", json, head)
@@ -88,4 +97,15 @@ pub async fn package(
         }
         _ => document("application/json", package.bytes.to_vec(), head),
     })
+}
+
+/// `name` for a quoted `filename=`: printable ASCII, without quotes or
+/// backslashes (anything else becomes `_`).
+fn ascii_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect()
 }

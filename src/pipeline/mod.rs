@@ -107,7 +107,8 @@ async fn serve<B>(
     let name = rest.last().map(String::as_str).unwrap_or("");
     let response = match target.query {
         Query::Manifest | Query::Metalink => {
-            let url = format!("https://{}{path}", authority(req));
+            // The configured public name, never the client's Host header.
+            let url = format!("{}{path}", state.public_url(config));
             documents::about_file(target.query, &prepared, name, &url, head)
         }
         Query::Signature | Query::None => {
@@ -196,20 +197,6 @@ impl Target {
             package,
         })
     }
-}
-
-/// The host the client addressed: `:authority` (HTTP/2) or `Host`.
-fn authority<B>(req: &Request<B>) -> String {
-    req.uri()
-        .authority()
-        .cloned()
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .and_then(|h| h.parse::<http::uri::Authority>().ok())
-        })
-        .map_or_else(|| "localhost".into(), |a| a.to_string())
 }
 
 fn allowed_method(method: &Method) -> Result<Method, RequestError> {

@@ -48,6 +48,8 @@ pub struct ServerState {
     pub budget: Arc<Budget>,
     /// Files opened safely, reused while their paths name them.
     pub files: Arc<OpenFiles>,
+    /// The addresses the listeners were bound to at start (port 0 resolved).
+    pub bound: Vec<SocketAddr>,
     /// Every metric family.
     pub metrics: Arc<Metrics>,
     /// The audit log (off without `[audit]`).
@@ -81,6 +83,7 @@ impl ServerState {
             transfers: TransferRegistry::counting(metrics.transfers_running.clone()),
             budget: Budget::new(limits.max_inflight_bytes),
             files: Arc::new(OpenFiles::default()),
+            bound: Vec::new(),
             config: ArcSwap::from_pointee(config),
             metrics,
             audit,
@@ -94,6 +97,22 @@ impl ServerState {
             self.audit.clone(),
             proto,
         ))
+    }
+
+    /// The same state, knowing the addresses its listeners are bound to.
+    pub fn with_bound(mut self, bound: Vec<SocketAddr>) -> Self {
+        self.bound = bound;
+        self
+    }
+
+    /// `https://host[:port]` for URLs the server writes: `public_url`, or
+    /// the first bound listener (the first configured one before binding).
+    pub fn public_url(&self, config: &Config) -> String {
+        if let Some(u) = &config.server.public_url {
+            return u.clone();
+        }
+        let addr = self.bound.first().or(config.server.listen.first());
+        addr.map_or_else(|| "https://localhost".into(), |a| format!("https://{a}"))
     }
 
     /// Register a transfer authorized by `authority`. `connection` closes its

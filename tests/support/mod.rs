@@ -2,9 +2,12 @@
 //! certificates made at test time, and real clients to talk to it.
 #![allow(dead_code)]
 
+pub mod mirror;
+pub mod nginx;
+
 use bytes::Bytes;
-use distpoint::client::{client_config, Conn, Protocol};
 use distpoint::devcerts::{DevCa, PemPair};
+use distpoint::transfer::{client_config, Conn, Protocol};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
 use rustls::pki_types::pem::PemObject;

@@ -31,68 +31,55 @@ impl fmt::Display for VerifyError {
 
 impl std::error::Error for VerifyError {}
 
-/// A chunk whose last byte has arrived and whose digest matched.
-#[derive(Debug)]
-pub struct VerifiedChunk {
-    /// Chunk index.
-    pub index: u64,
-    /// Its bytes, when the stream keeps them (fetch writes them; bench drops them).
-    pub data: Option<Vec<u8>>,
-}
-
 /// Verifies the bytes of chunks `first..end` of a file, fed in any pieces.
 pub struct ChunkStream {
     manifest: Arc<FileManifest>,
     end: u64,
     hasher: ChunkHasher,
-    keep: Option<Vec<u8>>,
 }
 
 impl ChunkStream {
-    /// Expect chunks `first..end`; with `keep`, hand each verified chunk's bytes back.
-    pub fn new(manifest: Arc<FileManifest>, first: u64, end: u64, keep: bool) -> ChunkStream {
-        let cap = if keep {
-            manifest.chunk_size.min(manifest.size) as usize
-        } else {
-            0
-        };
+    /// Expect chunks `first..end`.
+    pub fn new(manifest: Arc<FileManifest>, first: u64, end: u64) -> ChunkStream {
         ChunkStream {
             hasher: ChunkHasher::new(manifest.chunk_size, manifest.size, first),
             manifest,
             end,
-            keep: keep.then(|| Vec::with_capacity(cap)),
+        }
+    }
+
+    /// Feed bytes up to the end of the current chunk: returns how many of
+    /// `data` were taken and, when they completed the chunk, its index (it
+    /// matched). The caller feeds the rest of `data` next. A mismatch is an
+    /// error and the stream is then unusable.
+    pub fn take(&mut self, data: &[u8]) -> Result<(usize, Option<u64>), VerifyError> {
+        if data.is_empty() {
+            return Ok((0, None));
+        }
+        if self.is_complete() {
+            return Err(VerifyError::TooLong);
+        }
+        let (n, completed) = self.hasher.take(data);
+        if n == 0 {
+            return Err(VerifyError::TooLong);
+        }
+        match completed {
+            Some(c) if c.digest != self.manifest.chunks[c.index as usize] => {
+                Err(VerifyError::Mismatch { index: c.index })
+            }
+            Some(c) => Ok((n, Some(c.index))),
+            None => Ok((n, None)),
         }
     }
 
     /// Feed the next bytes; returns the chunks completed (and verified) by them.
     /// The first mismatch is an error and the stream is then unusable.
-    pub fn push(&mut self, mut data: &[u8]) -> Result<Vec<VerifiedChunk>, VerifyError> {
+    pub fn push(&mut self, mut data: &[u8]) -> Result<Vec<u64>, VerifyError> {
         let mut done = Vec::new();
         while !data.is_empty() {
-            if self.is_complete() {
-                return Err(VerifyError::TooLong);
-            }
-            let (n, completed) = self.hasher.take(data);
-            if n == 0 {
-                return Err(VerifyError::TooLong);
-            }
-            if let Some(buf) = &mut self.keep {
-                buf.extend_from_slice(&data[..n]);
-            }
+            let (n, completed) = self.take(data)?;
             data = &data[n..];
-            if let Some(c) = completed {
-                if c.digest != self.manifest.chunks[c.index as usize] {
-                    return Err(VerifyError::Mismatch { index: c.index });
-                }
-                let data = self.keep.as_mut().map(|b| {
-                    let cap = b.capacity();
-                    std::mem::replace(b, Vec::with_capacity(cap))
-                });
-                done.push(VerifiedChunk {
-                    index: c.index,
-                    data,
-                });
-            }
+            done.extend(completed);
         }
         Ok(done)
     }
@@ -129,14 +116,10 @@ mod tests {
     #[test]
     fn verifies_chunks_fed_in_odd_pieces() {
         let (data, m) = sample();
-        let mut s = ChunkStream::new(m.clone(), 2, 10, true);
+        let mut s = ChunkStream::new(m.clone(), 2, 10);
         let mut seen = Vec::new();
         for piece in data[2048..].chunks(700) {
-            for c in s.push(piece).unwrap() {
-                let (a, b) = m.chunk_range(c.index);
-                assert_eq!(c.data.as_deref(), Some(&data[a as usize..b as usize]));
-                seen.push(c.index);
-            }
+            seen.extend(s.push(piece).unwrap());
         }
         assert_eq!(seen, (2..10).collect::<Vec<_>>());
         assert!(s.is_complete());
@@ -147,13 +130,17 @@ mod tests {
     fn the_first_bad_chunk_is_named_when_its_last_byte_arrives() {
         let (mut data, m) = sample();
         data[3 * 1024 + 17] ^= 0xff;
-        let mut s = ChunkStream::new(m.clone(), 0, 10, false);
+        let mut s = ChunkStream::new(m.clone(), 0, 10);
         // Chunks 0..3 pass; the error comes with the last byte of chunk 3, not before.
         assert_eq!(s.push(&data[..4 * 1024 - 1]).unwrap().len(), 3);
         assert_eq!(
             s.push(&data[4 * 1024 - 1..4 * 1024]).unwrap_err(),
             VerifyError::Mismatch { index: 3 }
         );
+        // take() stops at the chunk's end, so a caller knows which bytes it holds.
+        let mut t = ChunkStream::new(m.clone(), 0, 10);
+        assert_eq!(t.take(&data[..1500]).unwrap(), (1024, Some(0)));
+        assert_eq!(t.take(&data[1024..1500]).unwrap(), (476, None));
         assert!(chunk_matches(&m, 0, &data[..1024]));
         assert!(!chunk_matches(&m, 3, &data[3072..4096]));
         assert!(!chunk_matches(&m, 99, b""));

@@ -1,14 +1,17 @@
 //! Where a client talks to and as whom: URL parsing, TLS material from
-//! files, Basic credentials. Shared by `fetch` and `bench`.
+//! files, Basic credentials. Shared by `fetch`, `bench` and the transfer
+//! engine's HTTP sources.
 
-use super::{client_config, ClientError, Conn, Protocol};
+use super::conn::{ClientError, Conn, Protocol, Tuning};
 use crate::tls::{load_cert_chain, load_private_key};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderValue, Request};
 use http_body_util::Empty;
 use rustls::pki_types::CertificateDer;
+use rustls::pki_types::PrivateKeyDer;
 use rustls::ClientConfig;
+use rustls::RootCertStore;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,17 +38,17 @@ impl Target {
     /// Parse an `https://` URL and resolve its host. Plain `http://` is refused:
     /// distpoint is TLS only.
     pub fn parse(url: &str) -> Result<Target, ClientError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| ClientError::Config(format!("invalid URL {url:?}: {e}")))?;
+        let uri: http::Uri = url.parse().map_err(|e| {
+            ClientError::Settings(format!("invalid URL {url:?}"), Some(Box::new(e)))
+        })?;
         if uri.scheme_str() != Some("https") {
-            return Err(ClientError::Config(format!(
+            return Err(ClientError::settings(format!(
                 "{url}: only https:// URLs are supported"
             )));
         }
         let authority = uri
             .authority()
-            .ok_or_else(|| ClientError::Config(format!("{url}: no host")))?
+            .ok_or_else(|| ClientError::settings(format!("{url}: no host")))?
             .clone();
         let host = authority.host();
         // `[::1]` in a URL is `::1` for resolution and for the certificate name.
@@ -55,7 +58,7 @@ impl Target {
             .to_socket_addrs()
             .map_err(|e| ClientError::Io(std::io::Error::new(e.kind(), format!("{host}: {e}"))))?
             .next()
-            .ok_or_else(|| ClientError::Config(format!("{host}: no address")))?;
+            .ok_or_else(|| ClientError::settings(format!("{host}: no address")))?;
         let path_and_query = uri
             .path_and_query()
             .map(|p| p.as_str().to_string())
@@ -121,7 +124,38 @@ impl std::fmt::Debug for Client {
 }
 
 fn load_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
-    load_cert_chain(path).map_err(|e| ClientError::Config(e.to_string()))
+    load_cert_chain(path).map_err(settings_file)
+}
+
+fn settings_file(e: crate::tls::TlsError) -> ClientError {
+    ClientError::Settings(e.to_string(), Some(Box::new(e)))
+}
+
+/// Build a rustls client configuration trusting `roots`, optionally
+/// presenting a client certificate, offering `protocols` by ALPN.
+pub fn client_config(
+    roots: &[CertificateDer<'static>],
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    protocols: &[Protocol],
+) -> Result<Arc<ClientConfig>, ClientError> {
+    let mut store = RootCertStore::empty();
+    for r in roots {
+        store
+            .add(r.clone())
+            .map_err(|e| ClientError::TlsConfig("unusable CA certificate".into(), e))?;
+    }
+    let builder = ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::TlsConfig("protocol versions".into(), e))?
+        .with_root_certificates(store);
+    let mut config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| ClientError::TlsConfig("client certificate".into(), e))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = protocols.iter().map(|p| p.alpn().to_vec()).collect();
+    Ok(Arc::new(config))
 }
 
 impl Client {
@@ -133,34 +167,34 @@ impl Client {
                 load_roots(Path::new(SYSTEM_CA_BUNDLE))?
             }
             None => {
-                return Err(ClientError::Config(
-                    "no --cacert given and no system CA bundle found".into(),
+                return Err(ClientError::settings(
+                    "no --cacert given and no system CA bundle found",
                 ))
             }
         };
         let identity = match (&opts.cert, &opts.key) {
             (Some(c), Some(k)) => Some((
-                load_cert_chain(c).map_err(|e| ClientError::Config(e.to_string()))?,
-                load_private_key(k).map_err(|e| ClientError::Config(e.to_string()))?,
+                load_cert_chain(c).map_err(settings_file)?,
+                load_private_key(k).map_err(settings_file)?,
             )),
             (None, None) => None,
             _ => {
-                return Err(ClientError::Config(
-                    "--cert and --key must be given together".into(),
+                return Err(ClientError::settings(
+                    "--cert and --key must be given together",
                 ))
             }
         };
         let authorization = match &opts.user {
             Some(user) => {
                 let password = opts.password.as_deref().ok_or_else(|| {
-                    ClientError::Config(format!(
+                    ClientError::settings(format!(
                         "--user {user} needs the password in the environment variable DISTPOINT_PASSWORD"
                     ))
                 })?;
                 let token =
                     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 let mut v = HeaderValue::from_str(&format!("Basic {token}"))
-                    .map_err(|_| ClientError::Config("user name is not a valid header".into()))?;
+                    .map_err(|_| ClientError::settings("user name is not a valid header"))?;
                 v.set_sensitive(true);
                 Some(v)
             }
@@ -177,9 +211,28 @@ impl Client {
         })
     }
 
+    /// The same trust and client certificate, without the Basic
+    /// credentials: for servers other than the one the user logs in to
+    /// (a mirror must not learn the password).
+    pub fn without_credentials(&self) -> Client {
+        Client {
+            tls: self.tls.clone(),
+            authorization: None,
+        }
+    }
+
     /// Open a connection to the target's server.
     pub async fn connect(&self, target: &Target) -> Result<Conn, ClientError> {
         Conn::connect(target.addr, &target.server_name, self.tls.clone()).await
+    }
+
+    /// Open a connection with explicit flow-control settings.
+    pub async fn connect_tuned(
+        &self,
+        target: &Target,
+        tuning: Tuning,
+    ) -> Result<Conn, ClientError> {
+        Conn::connect_tuned(target.addr, &target.server_name, self.tls.clone(), tuning).await
     }
 
     /// A GET request for `target` on a connection speaking `protocol`.
@@ -212,8 +265,7 @@ impl Client {
 
     /// Finish a request builder with an empty body.
     pub fn build(b: http::request::Builder) -> Result<Request<Empty<Bytes>>, ClientError> {
-        b.body(Empty::new())
-            .map_err(|e| ClientError::Config(format!("cannot build request: {e}")))
+        b.body(Empty::new()).map_err(ClientError::Request)
     }
 }
 

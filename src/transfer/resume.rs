@@ -1,13 +1,17 @@
-//! Resume state of a fetch: which chunks of `PATH.part` have been verified,
-//! for which version of the file. Kept in a small JSON file beside the
-//! download and replaced atomically, so a crash leaves either the old or the
-//! new list. A rerun does not trust the list blindly: it re-hashes those
-//! chunks from disk (a crash may have lost writes that the list mentions).
+//! Resume state of a download: which chunks of the work file have been
+//! verified, for which version of the file (its manifest root). Kept in a
+//! small JSON file beside the work file and replaced atomically, so a crash
+//! leaves either the old or the new list. A rerun does not trust the list
+//! blindly: it re-hashes those chunks from disk ([`recheck`]: a crash may
+//! have lost writes that the list mentions). No source's validator is kept:
+//! every chunk is checked against the manifest, whoever serves it.
 
-use crate::integrity::{hex, FileManifest};
+use super::sink::Sink;
+use crate::integrity::{chunker, hex, FileManifest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The files a download of `path` works in.
 #[derive(Debug, Clone)]
@@ -50,8 +54,6 @@ pub struct ResumeState {
     pub chunk_size: u64,
     /// Manifest root (hex): the version of the file these chunks belong to.
     pub root: String,
-    /// The server's `ETag` for that version, sent back in `If-Range`.
-    pub etag: Option<String>,
     /// Verified chunks as `[start, end)` runs of indices.
     pub verified: Vec<(u64, u64)>,
 }
@@ -65,7 +67,6 @@ impl ResumeState {
             size: m.size,
             chunk_size: m.chunk_size,
             root: hex(&m.root),
-            etag: None,
             verified: Vec::new(),
         }
     }
@@ -98,6 +99,11 @@ impl ResumeState {
         self.verified = runs;
     }
 
+    /// Record verified chunks given as runs.
+    pub fn set_runs(&mut self, runs: &[(u64, u64)]) {
+        self.verified = runs.to_vec();
+    }
+
     /// Read a state file; `None` when absent or unreadable (start afresh).
     pub fn load(path: &Path) -> Option<ResumeState> {
         let text = std::fs::read_to_string(path).ok()?;
@@ -111,6 +117,32 @@ impl ResumeState {
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, path)
     }
+}
+
+/// Re-hash from the sink the chunks a previous run claimed; keep those
+/// that match the manifest.
+pub async fn recheck(
+    sink: Arc<dyn Sink>,
+    m: Arc<FileManifest>,
+    claimed: BTreeSet<u64>,
+) -> BTreeSet<u64> {
+    if claimed.is_empty() {
+        return claimed;
+    }
+    tokio::task::spawn_blocking(move || {
+        claimed
+            .into_iter()
+            .filter(|&c| {
+                let (s, e) = m.chunk_range(c);
+                let want = &m.chunks[c as usize];
+                sink.read_at(s, (e - s) as usize)
+                    .is_ok_and(|data| chunker::chunk_matches(want, &data))
+            })
+            .collect()
+    })
+    .await
+    // A failed re-check only means fetching those chunks again.
+    .unwrap_or_default()
 }
 
 #[cfg(test)]

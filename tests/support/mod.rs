@@ -125,6 +125,8 @@ pub struct Server {
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
     listening: Arc<Mutex<Vec<SocketAddr>>>,
+    /// Reads stderr into `log` until the process closes it.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -146,7 +148,7 @@ impl Server {
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let l = log.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut g = l.lock().unwrap();
                 g.push_str(&line);
@@ -172,6 +174,7 @@ impl Server {
                 addr,
                 log,
                 listening,
+                stderr_reader: Some(stderr_reader),
             },
             Err(_) => {
                 let _ = child.kill();
@@ -243,6 +246,19 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Send SIGTERM, wait for the process to exit, and read its stderr to the
+    /// end; returns its exit status and everything it logged.
+    pub fn terminate_and_log(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.log())
     }
 
     /// Send SIGTERM and wait for the process to exit; returns its exit status.

@@ -34,4 +34,4 @@ fi
 case " $* " in *" --list "*|*" --help "*|*" -h "*) ;; *)
   cargo build --release --quiet --manifest-path "$repo/Cargo.toml" ;;
 esac
-exec python3 "$repo/benches/compare/main.py" "$@"
+exec env PYTHONDONTWRITEBYTECODE=1 python3 "$repo/benches/compare/main.py" "$@"

@@ -26,6 +26,18 @@ from servers import Distpoint, Nginx
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 MIB = 1 << 20
+BINARY = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target")), "release", "distpoint")
+
+
+def nginx_script():
+    """../shared/bench/nginx-baseline.sh next to the checkout, or $NGINX_BASELINE."""
+    for path in (os.environ.get("NGINX_BASELINE"),
+                 os.path.join(REPO, "..", "shared", "bench", "nginx-baseline.sh"),
+                 "/work/shared/bench/nginx-baseline.sh"):
+        if path and os.access(path, os.X_OK):
+            return os.path.abspath(path)
+    raise SystemExit("nginx-baseline.sh not found: set NGINX_BASELINE to the shared script "
+                     "(../shared/bench/nginx-baseline.sh next to the checkout)")
 
 
 @dataclass
@@ -188,13 +200,13 @@ def main():
     try:
         print(f"setting up in {work} ...", file=sys.stderr, flush=True)
         ctx.files = make_files(work, quick, rounds)
-        subprocess.run([os.path.join(REPO, "target/release/distpoint"), "certs", "dev", "--out",
+        subprocess.run([BINARY, "certs", "dev", "--out",
                         os.path.join(work, "certs")], check=True, stdout=subprocess.DEVNULL)
         os.chmod(os.path.join(work, "certs/server.key"), 0o644)  # temporary, removed on exit
         ctx.ca = os.path.join(work, "certs/ca.crt")
         ctx.clients = Clients(ctx.ca, client_cpus)
-        dp = Distpoint(os.path.join(REPO, "target/release/distpoint"), work, 9444, ctx.ca)
-        ng = Nginx(os.path.join(REPO, "..", "shared", "bench", "nginx-baseline.sh"), work, 9443, ctx.ca)
+        dp = Distpoint(BINARY, work, 9444, ctx.ca)
+        ng = Nginx(nginx_script(), work, 9443, ctx.ca)
         servers = ctx.servers = [dp, ng]
         all_sc = select(scen.build(ctx), args.only)
         sha = openssl_speed("sha256")

@@ -67,6 +67,11 @@ def pss_mib(pid):
     return sum(_kib_field(f"/proc/{p}/smaps_rollup", "Pss") for p in tree(pid)) / 1024
 
 
+def rss_mib(pid):
+    """Sum of each process's current RSS, MiB."""
+    return sum(_kib_field(f"/proc/{p}/status", "VmRSS") for p in tree(pid)) / 1024
+
+
 def rss_peak_mib(pid):
     """Sum of each process's peak RSS (VmHWM) since the last reset, MiB."""
     return sum(_kib_field(f"/proc/{p}/status", "VmHWM") for p in tree(pid)) / 1024

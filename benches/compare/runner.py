@@ -17,6 +17,7 @@ import procs
 def measure(ctx, variant):
     pid = variant.server.pid
     procs.reset_rss_peak(pid)
+    rss_start = procs.rss_mib(pid)
     busy0, srv0 = procs.machine_busy_seconds(), procs.cpu_seconds(pid)
     cli0, own0 = procs.children_cpu_seconds(), procs.own_cpu_seconds()
     t0 = time.monotonic()
@@ -27,7 +28,7 @@ def measure(ctx, variant):
     own = procs.own_cpu_seconds() - own0
     foreign = max(0.0, procs.machine_busy_seconds() - busy0 - srv - cli - own)
     sample.update(cpu=srv, client_cpu=cli, wall=wall, foreign_cores=foreign / wall,
-                  rss_peak=procs.rss_peak_mib(pid))
+                  rss_peak=procs.rss_peak_mib(pid), rss_start=rss_start)
     return sample
 
 

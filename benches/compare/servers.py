@@ -36,22 +36,25 @@ class Distpoint:
     def __init__(self, binary, work, port, ca):
         self.binary, self.work, self.port, self.ca = binary, work, port, ca
         self.proc = None
-        self.config = os.path.join(work, "distpoint.toml")
+        # distpoint watches its config file's folder: a folder of its own, so that
+        # logs and tool output written meanwhile raise no events there.
+        os.makedirs(os.path.join(work, "etc"), exist_ok=True)
+        self.config = os.path.join(work, "etc", "distpoint.toml")
         with open(self.config, "w") as f:
             f.write(
                 "[server]\n"
                 f'listen = ["127.0.0.1:{port}"]\n'
-                'state_dir = "state"\n'
+                'state_dir = "../state"\n'
                 "[tls]\n"
-                'cert = "certs/server.crt"\n'
-                'key = "certs/server.key"\n'
+                'cert = "../certs/server.crt"\n'
+                'key = "../certs/server.key"\n'
                 "[[vpath]]\n"
                 'url = "/"\n'
-                'dir = "content"\n'
+                'dir = "../content"\n'
                 "anonymous = true\n"
                 "[[vpath]]\n"
                 'url = "/always"\n'
-                'dir = "content"\n'
+                'dir = "../content"\n'
                 "anonymous = true\n"
                 'verify = "always"\n'
             )

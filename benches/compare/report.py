@@ -73,6 +73,8 @@ def ratio_cell(a, b, metric):
 def verdict(r, kind, threshold):
     if kind is None or r is None:
         return "", ""
+    # On the figure as printed: noise is far above the third decimal.
+    r = round(r, 2)
     ok = r >= threshold if kind == "ge" else r <= threshold
     return f"{'≥' if kind == 'ge' else '≤'} {threshold:.2f}×", "yes" if ok else "**no**"
 

@@ -26,4 +26,4 @@ fi
 case " $* " in *" --help "*|*" -h "*) ;; *)
   cargo build --release --quiet --manifest-path "$repo/Cargo.toml" ;;
 esac
-exec env PYTHONDONTWRITEBYTECODE=1 python3 "$repo/benches/compare/profile.py" "$@"
+exec env PYTHONDONTWRITEBYTECODE=1 python3 "$repo/benches/compare/profiler.py" "$@"

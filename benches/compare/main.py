@@ -68,7 +68,7 @@ def parse_args():
     return p.parse_args()
 
 
-def make_files(work, quick, copies):
+def make_files(work, quick):
     content = os.path.join(work, "content")
     os.makedirs(os.path.join(content, "small"))
     os.makedirs(os.path.join(content, "fresh"))
@@ -83,10 +83,6 @@ def make_files(work, quick, copies):
     small = [random_file(f"small/f{i:03}.bin", MIB) for i in range(20 if quick else 200)]
     with open(os.path.join(content, "tiny.txt"), "w") as f:
         f.write("distpoint benchmark\n")
-    fresh = []
-    for i in range(copies):
-        shutil.copyfile(os.path.join(content, "big.bin"), os.path.join(content, f"fresh/f{i}.bin"))
-        fresh.append(File(f"/fresh/f{i}.bin", big.size))
     # nginx's workers run as an unprivileged user.
     for root, dirs, files in os.walk(work):
         for d in dirs:
@@ -94,14 +90,35 @@ def make_files(work, quick, copies):
         for n in files:
             os.chmod(os.path.join(root, n), 0o644)
     os.chmod(work, 0o755)
-    return {"big": big, "mid": mid, "small": small, "fresh": fresh}
+    return {"big": big, "mid": mid, "small": small, "fresh": Fresh(content, big)}
 
 
-def settle(work):
+class Fresh:
+    """A copy of big.bin that no server has served yet, one per round, made when first asked
+    for (the previous round's copy is deleted then, so one copy takes disk space at a time)."""
+
+    def __init__(self, content, big):
+        self.content, self.big, self.made = content, big, {}
+
+    def __getitem__(self, round_):
+        if round_ not in self.made:
+            for old in self.made.values():
+                os.remove(os.path.join(self.content, old.path.lstrip("/")))
+            self.made.clear()
+            path = os.path.join(self.content, f"fresh/f{round_}.bin")
+            shutil.copyfile(os.path.join(self.content, self.big.path.lstrip("/")), path)
+            os.chmod(path, 0o644)
+            settle(path)
+            self.made[round_] = File(f"/fresh/f{round_}.bin", self.big.size)
+        return self.made[round_]
+
+
+def settle(path):
     """distpoint never caches chunks of a file changed in the last 2 s: wait that out,
     and let the kernel write the new files back before anything is measured."""
     os.sync()
-    newest = max(os.stat(os.path.join(r, n)).st_ctime for r, _, fs in os.walk(work) for n in fs)
+    files = [os.path.join(r, n) for r, _, fs in os.walk(path) for n in fs] if os.path.isdir(path) else [path]
+    newest = max(os.stat(f).st_ctime for f in files)
     time.sleep(max(0.0, newest + 2.5 - time.time()))
 
 
@@ -201,7 +218,7 @@ def main():
     servers = []
     try:
         print(f"setting up in {work} ...", file=sys.stderr, flush=True)
-        ctx.files = make_files(work, quick, rounds)
+        ctx.files = make_files(work, quick)
         subprocess.run([BINARY, "certs", "dev", "--out",
                         os.path.join(work, "certs")], check=True, stdout=subprocess.DEVNULL)
         os.chmod(os.path.join(work, "certs/server.key"), 0o644)  # temporary, removed on exit

@@ -7,6 +7,7 @@ on the cores given, nginx with one worker per core; distpoint's runtime sizes
 itself from the affinity mask (std's available_parallelism reads it).
 """
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -114,11 +115,26 @@ class Nginx:
         if self._pid is None:
             return
         pids = procs.tree(self._pid)
+        run_dir = _config_dir(self._pid)
         subprocess.run([self.script, "stop", str(self._pid)], check=False)
         deadline = time.monotonic() + 10
         while any(_alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
+        # The baseline script leaves its temporary folder (config, logs) behind.
+        if run_dir and os.path.basename(run_dir).startswith("nginx-baseline."):
+            shutil.rmtree(run_dir, ignore_errors=True)
         self._pid = None
+
+
+def _config_dir(pid):
+    """The folder of the config nginx was started with (`-c FILE`)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            # nginx rewrites its title: "nginx: master process nginx -c FILE -g ...".
+            args = f.read().decode().replace("\0", " ").split()
+        return os.path.dirname(args[args.index("-c") + 1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _alive(pid):

@@ -251,7 +251,7 @@ def main():
         ctx = harness.Ctx()
         ctx.range_seconds, ctx.idle_conns = args.seconds, 100
         ctx.requests_small, ctx.requests_mid = 2000, lambda conns: max(conns, 64)
-        ctx.files = harness.make_files(work, False, 0)
+        ctx.files = harness.make_files(work, False)
         subprocess.run([harness.BINARY, "certs", "dev", "--out",
                         os.path.join(work, "certs")], check=True, stdout=subprocess.DEVNULL)
         os.chmod(os.path.join(work, "certs/server.key"), 0o644)

@@ -143,6 +143,7 @@ pub async fn run(config_path: &Path, sandbox: Option<sandbox::Rules>) -> Result<
     runtime.publish_cert_expiry();
     let shutdown = CancellationToken::new();
     live::watch::spawn(runtime.clone(), hangup, shutdown.clone());
+    live::prehash::spawn(runtime.shared.clone(), shutdown.clone());
     // Announced only once config changes are watched.
     banner::print(&runtime.shared.config.load(), &bound);
     let tracker = TaskTracker::new();

@@ -57,6 +57,9 @@ pub struct ServerSettings {
     pub limits: Limits,
     /// Restrict the process to what the config names (Landlock), after start-up.
     pub sandbox: bool,
+    /// Hash the files of `integrity = "auto"` paths in the background, at
+    /// start and when they appear or change, so first requests rarely wait.
+    pub prehash: bool,
     /// `https://host[:port]` clients reach this server by (no trailing `/`);
     /// `None`: the first listener's address.
     pub public_url: Option<String>,
@@ -508,6 +511,7 @@ impl Validator<'_> {
             state_dir,
             limits,
             sandbox: raw.sandbox.unwrap_or(true),
+            prehash: raw.prehash.unwrap_or(true),
             public_url: raw
                 .public_url
                 .as_ref()

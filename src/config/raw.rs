@@ -78,6 +78,9 @@ pub struct RawServer {
     /// Restrict the server to the files its config names (Landlock).
     #[serde(default)]
     pub sandbox: Option<bool>,
+    /// Hash `auto` paths' files in the background (at start and on change).
+    #[serde(default)]
+    pub prehash: Option<bool>,
     /// Bytes of verified chunks kept in memory (`verify = "cached"`).
     #[serde(default)]
     pub chunk_cache_bytes: Option<Spanned<u64>>,

@@ -132,10 +132,10 @@ impl ObjectInfo {
 pub enum Patience {
     /// A request waits on it (serve-through): fail within seconds, so that
     /// the client gets `503` + `Retry-After` instead of a hang.
-    Serving,
+    Quick,
     /// A command or a background job: retry as `object_store` does by
     /// default (up to 10 times within 3 minutes).
-    Batch,
+    Patient,
 }
 
 /// One bucket and key prefix.
@@ -196,7 +196,7 @@ impl Store {
             }
         }
         let retry = match patience {
-            Patience::Serving => {
+            Patience::Quick => {
                 options = options
                     .with_connect_timeout(Duration::from_secs(2))
                     .with_timeout(Duration::from_secs(30));
@@ -210,7 +210,7 @@ impl Store {
                     retry_timeout: Duration::from_secs(3),
                 }
             }
-            Patience::Batch => {
+            Patience::Patient => {
                 options = options
                     .with_connect_timeout(Duration::from_secs(10))
                     .with_timeout(Duration::from_secs(300));

@@ -20,6 +20,7 @@ pub mod publish;
 pub mod published;
 pub mod quarantine;
 pub mod store;
+pub mod upload;
 pub mod verify;
 
 pub use chunker::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};

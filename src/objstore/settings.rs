@@ -228,6 +228,26 @@ impl StoreSettings {
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_env_with(|k| std::env::var(k).ok())
     }
+
+    /// The files [`StoreSettings::from_env`] may read (they need not exist).
+    pub fn profile_files() -> Vec<PathBuf> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let home = var("HOME").map(PathBuf::from);
+        let mut out = Vec::new();
+        for (name, default) in [
+            ("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+            ("AWS_CONFIG_FILE", ".aws/config"),
+        ] {
+            if let Some(p) = var(name)
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(default)))
+            {
+                out.push(p);
+            }
+        }
+        out.extend(var("AWS_CA_BUNDLE").map(PathBuf::from));
+        out
+    }
 }
 
 /// `(section, key) → value` of an INI file; a missing file is empty.

@@ -169,6 +169,7 @@ impl From<IntegrityError> for RequestError {
     fn from(e: IntegrityError) -> Self {
         match e {
             IntegrityError::NotListed => RequestError::NotListed,
+            IntegrityError::Missing => RequestError::NotFound(ResolveError::NotFound),
             IntegrityError::Quarantined { chunk } => RequestError::Quarantined { chunk },
             IntegrityError::Changed => RequestError::Unavailable(Unavailable::FileChanged),
             IntegrityError::Unavailable { cause } => {

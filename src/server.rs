@@ -85,6 +85,10 @@ pub fn prepare(config_path: &Path) -> Result<Option<sandbox::Rules>, ServerError
     // The state folder must exist before it can be named in a rule.
     std::fs::create_dir_all(&config.server.state_dir)
         .map_err(|e| ServerError::State(config.server.state_dir.clone(), e))?;
+    // So are serve-through paths' chunk caches (written beneath them).
+    for vp in config.vpaths.iter().filter(|vp| vp.origin.is_some()) {
+        std::fs::create_dir_all(&vp.dir).map_err(|e| ServerError::State(vp.dir.clone(), e))?;
+    }
     match sandbox::restrict(&rules).map_err(ServerError::Sandbox)? {
         sandbox::Outcome::Enforced => {
             info!(read = rules.read.len(), "sandboxed (Landlock): reads beneath the configured folders only, writes beneath state_dir only");

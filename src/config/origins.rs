@@ -143,15 +143,15 @@ impl Validator<'_> {
         }
         let cache_bytes = match &raw.cache_bytes {
             None => DEFAULT_CACHE_BYTES,
-            Some(b) if (crate::integrity::MAX_CHUNK_SIZE..=1 << 50).contains(b.get_ref()) => {
+            Some(b) if (crate::integrity::MIN_CHUNK_SIZE..=1 << 50).contains(b.get_ref()) => {
                 *b.get_ref()
             }
             Some(b) => {
                 return Err(self.err(
                     b.span(),
                     format!(
-                        "cache_bytes must be at least {} (one chunk of the largest size)",
-                        crate::integrity::MAX_CHUNK_SIZE
+                        "cache_bytes must be between {} and 2^50 (chunks larger than it are not cached)",
+                        crate::integrity::MIN_CHUNK_SIZE
                     ),
                 ))
             }

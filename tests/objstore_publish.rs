@@ -133,7 +133,9 @@ fn publish_to_uploads_what_a_path_serves_then_only_what_changed() {
     let (code, out, err) = distpoint(&second, &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("uploaded 2 file(s)") && out.contains("1 unchanged") && out.contains("1 stale object(s) removed"),
+        out.contains("uploaded 2 file(s)")
+            && out.contains("1 unchanged")
+            && out.contains("1 stale object(s) removed"),
         "{out}"
     );
     assert_eq!(
@@ -145,7 +147,10 @@ fn publish_to_uploads_what_a_path_serves_then_only_what_changed() {
     // Nothing changed: nothing but the manifest is uploaded.
     let (code, out, _) = distpoint(&second, &[]);
     assert_eq!(code, 0);
-    assert!(out.contains("uploaded 0 file(s)") && out.contains("3 unchanged"), "{out}");
+    assert!(
+        out.contains("uploaded 0 file(s)") && out.contains("3 unchanged"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -160,10 +165,20 @@ fn publish_to_names_what_is_wrong_with_the_location_or_the_store() {
     let (code, _, err) = distpoint(&["publish", s(&dir), "--to", "https://x/y"], &keys);
     assert_eq!(code, 1);
     assert!(err.contains("--to") && err.contains("s3://"), "{err}");
-    let plain = ["publish", s(&dir), "--to", "s3://packages/p", "--endpoint", "http://192.0.2.1:3900"];
+    let plain = [
+        "publish",
+        s(&dir),
+        "--to",
+        "s3://packages/p",
+        "--endpoint",
+        "http://192.0.2.1:3900",
+    ];
     let (code, _, err) = distpoint(&plain, &keys);
     assert_eq!(code, 1);
-    assert!(err.contains("--endpoint") && err.contains("loopback"), "{err}");
+    assert!(
+        err.contains("--endpoint") && err.contains("loopback"),
+        "{err}"
+    );
     // Nothing listens there: a network failure, naming the location.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -171,7 +186,14 @@ fn publish_to_names_what_is_wrong_with_the_location_or_the_store() {
         .unwrap()
         .port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let dead = ["publish", s(&dir), "--to", "s3://packages/p", "--endpoint", &endpoint];
+    let dead = [
+        "publish",
+        s(&dir),
+        "--to",
+        "s3://packages/p",
+        "--endpoint",
+        &endpoint,
+    ];
     let (code, _, err) = distpoint(&dead, &keys);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("s3://packages/p"), "{err}");
@@ -209,7 +231,12 @@ fn fetch_takes_chunks_from_s3_sources_for_a_file_and_a_package() {
     // The file's manifest from distpoint; the primary does not have the
     // file (404, dropped), so every chunk comes from the bucket.
     let manifest = site.path("a.manifest.json");
-    let (code, body, _) = curl(&["-sf", "--cacert", s(&ca), &server.url("/pkg/a.bin?manifest")]);
+    let (code, body, _) = curl(&[
+        "-sf",
+        "--cacert",
+        s(&ca),
+        &server.url("/pkg/a.bin?manifest"),
+    ]);
     assert_eq!(code, 0);
     std::fs::write(&manifest, body).unwrap();
     let out_file = site.path("out/a.bin");
@@ -255,5 +282,8 @@ fn fetch_takes_chunks_from_s3_sources_for_a_file_and_a_package() {
     assert_eq!(std::fs::read(out_dir.join("a.bin")).unwrap(), a);
     assert_eq!(std::fs::read(out_dir.join("sub/b.txt")).unwrap(), b"bee\n");
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(report["sources"][1]["url"], "s3://packages/PKG2", "{report}");
+    assert_eq!(
+        report["sources"][1]["url"], "s3://packages/PKG2",
+        "{report}"
+    );
 }

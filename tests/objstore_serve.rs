@@ -36,7 +36,12 @@ fn publish(site: &Site, g: &Garage, prefix: &str) {
     }
     let to = format!("s3://packages/{prefix}");
     let out = Command::new(bin)
-        .args(["publish", s(&site.path("content/pkg")), "--chunk-size", "16384"])
+        .args([
+            "publish",
+            s(&site.path("content/pkg")),
+            "--chunk-size",
+            "16384",
+        ])
         .args(["--key", s(&key), "--to", &to])
         .envs(g.env())
         .env("HOME", "/nonexistent")
@@ -78,7 +83,11 @@ fn cached_bytes(dir: &Path) -> u64 {
     shards
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .flat_map(|shard| std::fs::read_dir(shard.path()).unwrap().filter_map(Result::ok))
+        .flat_map(|shard| {
+            std::fs::read_dir(shard.path())
+                .unwrap()
+                .filter_map(Result::ok)
+        })
         .filter_map(|f| f.metadata().ok())
         .map(|m| m.len())
         .sum()
@@ -115,11 +124,20 @@ async fn two_servers_serve_one_bucket_identically_and_follow_a_republish() {
         let got = get(server, site, "/pkg/sub/readme.txt", &[]).await;
         assert_eq!(got.body, b"hello from the bucket\n");
     }
-    assert_eq!(seen[0], seen[1], "same ETag, Repr-Digest and Last-Modified on both");
+    assert_eq!(
+        seen[0], seen[1],
+        "same ETag, Repr-Digest and Last-Modified on both"
+    );
     let (site, server) = (&sites[0], &servers[0]);
     let etag = seen[0].0.clone();
     // Ranges and conditionals as for a dir.
-    let got = get(server, site, "/pkg/a.bin", &[("range", "bytes=20000-40000")]).await;
+    let got = get(
+        server,
+        site,
+        "/pkg/a.bin",
+        &[("range", "bytes=20000-40000")],
+    )
+    .await;
     assert_eq!(got.status, 206);
     assert_eq!(got.body, &a[20000..=40000]);
     let got = get(server, site, "/pkg/a.bin", &[("if-none-match", &etag)]).await;
@@ -133,7 +151,9 @@ async fn two_servers_serve_one_bucket_identically_and_follow_a_republish() {
     );
     assert_eq!(get(server, site, "/pkg/not-listed", &[]).await.status, 404);
     assert_eq!(
-        get(server, site, "/pkg/.distpoint/manifest.json", &[]).await.status,
+        get(server, site, "/pkg/.distpoint/manifest.json", &[])
+            .await
+            .status,
         404
     );
 
@@ -150,7 +170,10 @@ async fn two_servers_serve_one_bucket_identically_and_follow_a_republish() {
                 assert!(got.body == a2, "the new version whole");
                 break;
             }
-            assert!(got.status == 200 && got.body == a, "the old version whole until then");
+            assert!(
+                got.status == 200 && got.body == a,
+                "the old version whole until then"
+            );
             assert!(Instant::now() < until, "the republish was not picked up");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -177,13 +200,23 @@ async fn an_object_tampered_with_in_the_bucket_is_never_served() {
     let got = get(&server, &site, "/pkg/a.bin", &[]).await;
     assert_eq!(got.status, 200, "the first chunks are good");
     assert!(got.cut, "cut at the bad chunk");
-    assert!(got.body.len() <= 3 * CHUNK, "nothing of chunk 3 sent: {}", got.body.len());
+    assert!(
+        got.body.len() <= 3 * CHUNK,
+        "nothing of chunk 3 sent: {}",
+        got.body.len()
+    );
     assert_eq!(got.body, &a[..got.body.len()]);
     assert!(server.wait_log("object quarantined", Duration::from_secs(5)));
-    assert!(server.log().contains("attempt=2"), "read once more before giving up");
+    assert!(
+        server.log().contains("attempt=2"),
+        "read once more before giving up"
+    );
     let got = get(&server, &site, "/pkg/a.bin", &[("range", "bytes=0-10")]).await;
     assert_eq!(got.status, 503);
-    assert_eq!(got.header("distpoint-integrity"), Some("quarantined; chunk=3"));
+    assert_eq!(
+        got.header("distpoint-integrity"),
+        Some("quarantined; chunk=3")
+    );
     // The object put right again: served whole, quarantine lifted.
     store.put("a.bin", a.clone().into()).await.unwrap();
     let got = get(&server, &site, "/pkg/a.bin", &[]).await;
@@ -195,7 +228,10 @@ async fn an_object_tampered_with_in_the_bucket_is_never_served() {
     store.put("b.bin", b0.into()).await.unwrap();
     let got = get(&server, &site, "/pkg/b.bin", &[]).await;
     assert_eq!(got.status, 503);
-    assert_eq!(got.header("distpoint-integrity"), Some("quarantined; chunk=0"));
+    assert_eq!(
+        got.header("distpoint-integrity"),
+        Some("quarantined; chunk=0")
+    );
     assert!(got.header("etag").is_none() && !got.body.starts_with(&b[..5]));
 }
 
@@ -219,7 +255,10 @@ async fn with_the_store_stopped_cached_chunks_serve_and_the_rest_is_503() {
     });
     g.stop();
     let got = get(&server, &site, "/pkg/a.bin", &[]).await;
-    assert!(got.status == 200 && got.body == a, "cached chunks keep serving");
+    assert!(
+        got.status == 200 && got.body == a,
+        "cached chunks keep serving"
+    );
     let got = get(&server, &site, "/pkg/b.bin", &[]).await;
     assert_eq!(got.status, 503);
     assert!(got.header("retry-after").is_some());
@@ -241,7 +280,11 @@ async fn with_the_store_stopped_cached_chunks_serve_and_the_rest_is_503() {
             assert!(got.body == b);
             break;
         }
-        assert!(Instant::now() < until, "b.bin never came back: {}", got.status);
+        assert!(
+            Instant::now() < until,
+            "b.bin never came back: {}",
+            got.status
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -258,12 +301,16 @@ async fn the_chunk_cache_never_holds_more_than_cache_bytes() {
     let site = Site::new();
     let limit = 5 * CHUNK as u64;
     // No memory cache: every read goes to the disk cache or the store.
-    let body = config(&site, &g, "PKG", &publisher, "")
-        .replace("state_dir = \"state\"\n", "state_dir = \"state\"\nchunk_cache_bytes = 0\n")
-        + &format!("cache_bytes = {limit}\n");
+    let body = config(&site, &g, "PKG", &publisher, "").replace(
+        "state_dir = \"state\"\n",
+        "state_dir = \"state\"\nchunk_cache_bytes = 0\n",
+    ) + &format!("cache_bytes = {limit}\n");
     let server = site.start(&body);
     let cache = site.path("cache");
-    let (stop, max) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (stop, max) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let watcher = {
         let (stop, max, cache) = (stop.clone(), max.clone(), cache.clone());
         std::thread::spawn(move || {
@@ -282,6 +329,9 @@ async fn the_chunk_cache_never_holds_more_than_cache_bytes() {
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
     let max = max.load(Ordering::Relaxed);
-    assert!(max <= limit, "the cache held {max} bytes, more than {limit}");
+    assert!(
+        max <= limit,
+        "the cache held {max} bytes, more than {limit}"
+    );
     assert!(max >= 4 * CHUNK as u64, "the cache was used: {max}");
 }

@@ -66,7 +66,11 @@ fn published_warnings(config: &Config) -> Vec<String> {
 fn origin_warning(vp: &std::sync::Arc<distpoint::vpath::Vpath>) -> Option<String> {
     let rt = super::runtime().ok()?;
     let why = rt.block_on(distpoint::integrity::origin::probe(vp)).err()?;
-    let url = vp.origin.as_ref().map(|o| o.url.to_string()).unwrap_or_default();
+    let url = vp
+        .origin
+        .as_ref()
+        .map(|o| o.url.to_string())
+        .unwrap_or_default();
     Some(format!(
         "{}: origin {url}: {why}; the path answers 503 until `distpoint publish DIR --to {url}` is run",
         vp.url

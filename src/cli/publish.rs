@@ -101,7 +101,8 @@ pub fn run(args: PublishArgs) -> Result<(), Failure> {
 /// The store behind `--to`, with settings from `--config`'s
 /// `[origins.BUCKET]` or the environment, then `--endpoint` and `--region`.
 fn store_of(to: &str, args: &PublishArgs) -> Result<Store, Failure> {
-    let usage = |what: &str, e: &dyn std::fmt::Display| Failure::usage(format!("publish {what}: {e}"));
+    let usage =
+        |what: &str, e: &dyn std::fmt::Display| Failure::usage(format!("publish {what}: {e}"));
     let url = StoreUrl::parse(to).map_err(|e| usage("--to", &e))?;
     let from_config = match &args.config {
         Some(path) => {

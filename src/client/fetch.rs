@@ -20,8 +20,8 @@ use crate::integrity::{hex, Digest, FileManifest};
 use crate::objstore::{Patience, Store, StoreSettings, StoreUrl};
 use crate::transfer::resume::{self, ResumeState, WorkFiles};
 use crate::transfer::{
-    self, Client, ClientOptions, DropReason, Events, FileSink, HttpSource, Job, RateLimit, Source,
-    S3Source, SourceReport, Target, TransferReport, Tuning,
+    self, Client, ClientOptions, DropReason, Events, FileSink, HttpSource, Job, RateLimit,
+    S3Source, Source, SourceReport, Target, TransferReport, Tuning,
 };
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -33,9 +33,8 @@ impl Validator<'_> {
             files: Vec::new(),
         };
         for (name, table) in raw {
-            StoreUrl::parse(&format!("{}{name}", objstore::SCHEME)).map_err(|e| {
-                self.err(table.span(), format!("[origins.{name}]: {}", e.reason))
-            })?;
+            StoreUrl::parse(&format!("{}{name}", objstore::SCHEME))
+                .map_err(|e| self.err(table.span(), format!("[origins.{name}]: {}", e.reason)))?;
             let o = table.get_ref();
             let endpoint = o
                 .endpoint
@@ -80,7 +79,11 @@ impl Validator<'_> {
                     .map_err(|why| self.err(table.span(), format!("[origins.{name}]: {why}")))?,
             };
             settings.endpoint = endpoint.or(settings.endpoint);
-            settings.region = o.region.as_ref().map(|r| r.get_ref().clone()).or(settings.region);
+            settings.region = o
+                .region
+                .as_ref()
+                .map(|r| r.get_ref().clone())
+                .or(settings.region);
             if access_key.is_some() {
                 settings.access_key = access_key;
                 settings.secret_key = secret_key;

@@ -237,7 +237,10 @@ mod tests {
     fn on_disk(dir: &Path) -> u64 {
         let mut total = 0;
         for shard in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
-            for f in std::fs::read_dir(shard.path()).unwrap().filter_map(Result::ok) {
+            for f in std::fs::read_dir(shard.path())
+                .unwrap()
+                .filter_map(Result::ok)
+            {
                 total += f.metadata().unwrap().len();
             }
         }
@@ -250,8 +253,8 @@ mod tests {
         let c = DiskCache::open(tmp.path(), 3000).unwrap();
         let chunk = |i: u8| vec![i; 1000];
         let d: Vec<Digest> = (0..5).map(|i| sha256(&chunk(i))).collect();
-        for i in 0..3 {
-            c.put(&d[i], &chunk(i as u8));
+        for (i, digest) in d.iter().enumerate().take(3) {
+            c.put(digest, &chunk(i as u8));
         }
         assert_eq!(c.used(), 3000);
         // Chunk 0 used again: chunk 1 is now the least recently used.

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod chunker;
+pub mod counters;
 pub mod diskcache;
 mod error;
 pub mod hashing;
@@ -27,11 +28,13 @@ pub mod upload;
 pub mod verify;
 
 pub use chunker::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+pub use counters::Counters;
 pub use error::IntegrityError;
 pub use manifest::{
     hex, parse_digest, sha256, Digest, FileManifest, ManifestError, PackageEntry, PackageManifest,
 };
 
+use crate::audit::Audit;
 use crate::body::BlockSource;
 use crate::http::Validators;
 use crate::resolve::{FileIdentity, ResolvedFile};
@@ -60,6 +63,8 @@ pub struct IntegrityState {
     pub modified: LastModified,
     /// Serve-through paths: their stores, packages and chunk caches.
     pub origins: Arc<origin::Origins>,
+    /// Chunks verified and refused, files quarantined.
+    pub counters: Counters,
 }
 
 /// A file ready to be served: its manifest, the identity of the version
@@ -93,15 +98,19 @@ pub fn repr_digest(m: &FileManifest) -> String {
 
 impl IntegrityState {
     /// State persisting under `state_dir`, keeping at most `cache_bytes` of
-    /// verified chunks in memory.
-    pub fn new(state_dir: &Path, cache_bytes: u64) -> Self {
+    /// verified chunks in memory, counting into `counters`; quarantines and
+    /// their release go to `audit`.
+    pub fn new(state_dir: &Path, cache_bytes: u64, counters: Counters, audit: Audit) -> Self {
+        let quarantine =
+            Quarantine::load(state_dir).observed(audit, counters.quarantined_files.clone());
         IntegrityState {
             store: Arc::new(AutoStore::new(state_dir)),
             cache: Arc::new(ChunkCache::new(cache_bytes)),
             packages: Arc::default(),
-            quarantine: Arc::new(Quarantine::load(state_dir)),
+            quarantine: Arc::new(quarantine),
             modified: LastModified::load(state_dir),
             origins: Arc::default(),
+            counters,
         }
     }
 
@@ -172,6 +181,10 @@ impl IntegrityState {
             self.cache.clone(),
             trust,
             label.to_string(),
+        )
+        .counting(
+            self.counters.chunks_verified.clone(),
+            self.counters.refused_on(&vpath.url),
         );
         Ok(Prepared {
             validators: Validators {

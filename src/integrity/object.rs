@@ -38,7 +38,10 @@ pub fn object_identity(o: &ObjectInfo) -> FileIdentity {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     o.etag.hash(&mut h);
-    let t = o.last_modified.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let t = o
+        .last_modified
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     FileIdentity {
         dev: 0,
         ino: h.finish(),

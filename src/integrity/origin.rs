@@ -125,7 +125,10 @@ impl OriginPath {
     async fn check(&self) -> Loaded {
         let etag = {
             let c = crate::sync::lock(&self.current);
-            c.loaded.as_ref().filter(|l| l.is_ok()).and(c.manifest_etag.clone())
+            c.loaded
+                .as_ref()
+                .filter(|l| l.is_ok())
+                .and(c.manifest_etag.clone())
         };
         let url = self.store.url().to_string();
         let result = fetch(&self.store, &self.vpath, etag.as_deref()).await;
@@ -147,7 +150,9 @@ impl OriginPath {
                         signed = p.signature.is_some(),
                         "loaded published manifest from the object store"
                     ),
-                    Err(why) => error!(vpath = %self.vpath.url, origin = %url, "serve-through path unavailable: {why}"),
+                    Err(why) => {
+                        error!(vpath = %self.vpath.url, origin = %url, "serve-through path unavailable: {why}")
+                    }
                 }
                 c.loaded = Some(loaded);
                 c.manifest_etag = manifest_etag;
@@ -175,7 +180,6 @@ impl OriginPath {
         }
         c.loaded.clone().expect("set above")
     }
-
 }
 
 /// What one look at the store found: the package (or why it is unusable),
@@ -198,7 +202,11 @@ pub async fn probe(vpath: &Vpath) -> Result<(), Arc<PackageError>> {
 /// The manifest, its signature and the listing, unless the manifest's tag
 /// is still `etag` (`Ok(None)`). A store that cannot be reached is `Err`; a
 /// manifest that fails its checks is `Ok(Some(Err(…)))`.
-async fn fetch(store: &Store, vpath: &Vpath, etag: Option<&str>) -> Result<Option<Found>, StoreError> {
+async fn fetch(
+    store: &Store,
+    vpath: &Vpath,
+    etag: Option<&str>,
+) -> Result<Option<Found>, StoreError> {
     {
         // Twice at most: a manifest read between a publisher's signature
         // and manifest uploads does not match its signature once.
@@ -320,12 +328,14 @@ impl Origins {
             c.set_capacity(capacity);
             return Ok(c.clone());
         }
-        let c = DiskCache::open(dir, capacity).map(Arc::new).map_err(|source| {
-            Arc::new(PackageError::Read {
-                path: dir.to_path_buf(),
-                source,
-            })
-        })?;
+        let c = DiskCache::open(dir, capacity)
+            .map(Arc::new)
+            .map_err(|source| {
+                Arc::new(PackageError::Read {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            })?;
         caches.insert(dir.to_path_buf(), c.clone());
         Ok(c)
     }

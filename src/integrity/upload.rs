@@ -82,7 +82,11 @@ pub fn signature_key() -> String {
     format!("{META_DIR}/{SIGNATURE_FILE}")
 }
 
-fn same_content(old: Option<&PackageEntry>, new: &PackageEntry, object: Option<&ObjectInfo>) -> bool {
+fn same_content(
+    old: Option<&PackageEntry>,
+    new: &PackageEntry,
+    object: Option<&ObjectInfo>,
+) -> bool {
     matches!((old, object), (Some(o), Some(obj))
         if o.size == new.size && o.chunks == new.chunks && obj.size == new.size)
 }
@@ -138,7 +142,8 @@ pub async fn upload(dir: &Path, store: &Store) -> Result<Uploaded, UploadError> 
     store
         .put(&manifest_key(), Bytes::from(manifest_bytes))
         .await?;
-    let keep = |rel: &str| new.files.contains_key(rel) || rel == manifest_key() || rel == signature_key();
+    let keep =
+        |rel: &str| new.files.contains_key(rel) || rel == manifest_key() || rel == signature_key();
     let mut stale: Vec<String> = listed.keys().filter(|r| !keep(r)).cloned().collect();
     stale.sort();
     for rel in &stale {
@@ -171,9 +176,21 @@ mod tests {
             last_modified: SystemTime::UNIX_EPOCH,
         };
         let new = entry(10, &["a", "b"]);
-        assert!(same_content(Some(&entry(10, &["a", "b"])), &new, Some(&object(10))));
-        assert!(!same_content(Some(&entry(10, &["a", "c"])), &new, Some(&object(10))));
-        assert!(!same_content(Some(&entry(10, &["a", "b"])), &new, Some(&object(9))));
+        assert!(same_content(
+            Some(&entry(10, &["a", "b"])),
+            &new,
+            Some(&object(10))
+        ));
+        assert!(!same_content(
+            Some(&entry(10, &["a", "c"])),
+            &new,
+            Some(&object(10))
+        ));
+        assert!(!same_content(
+            Some(&entry(10, &["a", "b"])),
+            &new,
+            Some(&object(9))
+        ));
         assert!(!same_content(Some(&entry(10, &["a", "b"])), &new, None));
         assert!(!same_content(None, &new, Some(&object(10))));
         assert_eq!(manifest_key(), ".distpoint/manifest.json");

@@ -92,7 +92,11 @@ impl StoreUrl {
             ));
         }
         let prefix = prefix.trim_end_matches('/');
-        if !prefix.is_empty() && prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        if !prefix.is_empty()
+            && prefix
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..")
+        {
             return Err(bad("the prefix may not have empty, '.' or '..' segments"));
         }
         Ok(StoreUrl {
@@ -134,7 +138,10 @@ mod tests {
     #[test]
     fn urls_parse_into_bucket_and_prefix() {
         let u = StoreUrl::parse("s3://packages/PKG00001/").unwrap();
-        assert_eq!((u.bucket.as_str(), u.prefix.as_str()), ("packages", "PKG00001"));
+        assert_eq!(
+            (u.bucket.as_str(), u.prefix.as_str()),
+            ("packages", "PKG00001")
+        );
         assert_eq!(u.key("a/b.bin"), "PKG00001/a/b.bin");
         assert_eq!(u.join("x"), "s3://packages/PKG00001/x");
         assert_eq!(u.to_string(), "s3://packages/PKG00001");

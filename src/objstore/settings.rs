@@ -126,7 +126,9 @@ pub fn check_endpoint(url: &str) -> Result<String, SettingsError> {
         .parse()
         .map_err(|_| bad("must be https://HOST[:PORT] with no path"))?;
     if authority.is_empty() || parsed.as_str() != authority || authority.contains('@') {
-        return Err(bad("must be https://HOST[:PORT] with no path or credentials"));
+        return Err(bad(
+            "must be https://HOST[:PORT] with no path or credentials",
+        ));
     }
     if plain && !is_loopback(parsed.host()) {
         return Err(bad(
@@ -187,19 +189,21 @@ impl StoreSettings {
         } else {
             format!("profile {profile}")
         };
-        let from_config = |k: &str| config.get(&(config_section.clone(), k.to_string())).cloned();
-        let (access_key, secret_key, session_token) = match (
-            var("AWS_ACCESS_KEY_ID"),
-            var("AWS_SECRET_ACCESS_KEY"),
-        ) {
-            (Some(a), Some(s)) => (Some(a), Some(s), var("AWS_SESSION_TOKEN")),
-            (None, None) => (
-                from_creds("aws_access_key_id"),
-                from_creds("aws_secret_access_key"),
-                from_creds("aws_session_token"),
-            ),
-            _ => return Err(SettingsError::HalfCredentials),
+        let from_config = |k: &str| {
+            config
+                .get(&(config_section.clone(), k.to_string()))
+                .cloned()
         };
+        let (access_key, secret_key, session_token) =
+            match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+                (Some(a), Some(s)) => (Some(a), Some(s), var("AWS_SESSION_TOKEN")),
+                (None, None) => (
+                    from_creds("aws_access_key_id"),
+                    from_creds("aws_secret_access_key"),
+                    from_creds("aws_session_token"),
+                ),
+                _ => return Err(SettingsError::HalfCredentials),
+            };
         if access_key.is_some() != secret_key.is_some() {
             return Err(SettingsError::HalfCredentials);
         }

@@ -328,7 +328,8 @@ impl Store {
     /// Every object below the prefix.
     pub async fn list(&self) -> Result<Vec<ObjectInfo>, StoreError> {
         let root = self.url.to_string();
-        let prefix = (!self.url.prefix.is_empty()).then(|| ObjectPath::from(self.url.prefix.as_str()));
+        let prefix =
+            (!self.url.prefix.is_empty()).then(|| ObjectPath::from(self.url.prefix.as_str()));
         let strip = match &prefix {
             Some(p) => format!("{}/", p.as_ref()),
             None => String::new(),
@@ -364,10 +365,7 @@ impl Store {
         use tokio::io::AsyncReadExt;
         let location = self.url.join(rel);
         let io = |e: std::io::Error| {
-            StoreError::new(
-                StoreErrorKind::Other,
-                format!("{}: {e}", path.display()),
-            )
+            StoreError::new(StoreErrorKind::Other, format!("{}: {e}", path.display()))
         };
         let mut file = tokio::fs::File::open(path).await.map_err(io)?;
         let size = file.metadata().await.map_err(io)?.len();

@@ -55,7 +55,9 @@ impl Garage {
     pub fn start(bucket: &str) -> Garage {
         let dir = tempfile::tempdir().unwrap();
         let (s3, rpc, admin) = (free_port(), free_port(), free_port());
-        let secret: String = (0..32).map(|i| format!("{:02x}", (i * 37 + 11) % 256)).collect();
+        let secret: String = (0..32)
+            .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+            .collect();
         let config = format!(
             "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"lmdb\"\n\
              replication_factor = 1\n\
@@ -77,7 +79,9 @@ impl Garage {
             bucket: bucket.to_string(),
         };
         g.spawn();
-        g.wait_until("`garage status` answers", |g| g.cli(&["status"]).status.success());
+        g.wait_until("`garage status` answers", |g| {
+            g.cli(&["status"]).status.success()
+        });
         let node = g.ok(&["node", "id", "-q"]);
         let node = node.trim().split('@').next().unwrap().to_string();
         g.ok(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);

@@ -257,6 +257,11 @@ impl IntegrityState {
             self.cache.clone(),
             self.quarantine.clone(),
             label.to_string(),
+        )
+        .counting(
+            self.counters.chunks_verified.clone(),
+            self.counters.refused_on(&vpath.url),
+            self.counters.store_read_on(&vpath.url),
         );
         Ok(Prepared {
             validators: Validators {

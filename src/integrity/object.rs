@@ -27,6 +27,7 @@ use crate::objstore::{ObjectInfo, StoreErrorKind};
 use crate::resolve::FileIdentity;
 use crate::vpath::Verify;
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -69,6 +70,12 @@ struct Inner {
     location: PathBuf,
     /// URL path, for logs.
     label: String,
+    /// Chunks hashed and found good before being sent.
+    verified: Counter,
+    /// Chunks that failed their hash (from the store or the disk cache).
+    refused: Counter,
+    /// Bytes read from the store.
+    store_read: Counter,
 }
 
 impl ObjectFile {
@@ -93,8 +100,22 @@ impl ObjectFile {
                 quarantine,
                 location,
                 label,
+                verified: Counter::default(),
+                refused: Counter::default(),
+                store_read: Counter::default(),
             }),
         }
+    }
+
+    /// Count verified and refused chunks, and bytes read from the store,
+    /// into these (the server's metrics).
+    pub fn counting(mut self, verified: Counter, refused: Counter, store_read: Counter) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.verified = verified;
+            inner.refused = refused;
+            inner.store_read = store_read;
+        }
+        self
     }
 }
 
@@ -143,10 +164,12 @@ impl Inner {
         if let Some(bytes) = on_disk {
             match verified(bytes, digest).await? {
                 Some(v) => {
+                    self.verified.inc();
                     self.keep(&v, false);
                     return Ok(piece(v.into_bytes(), start, offset, len));
                 }
                 None => {
+                    self.refused.inc();
                     warn!(file = %self.label, chunk, dir = %self.origin.cache().dir().display(),
                         "a cached chunk does not match its hash; dropped, reading it from the store");
                     self.origin.cache().remove(&digest);
@@ -168,13 +191,16 @@ impl Inner {
                     warn!(file = %self.label, chunk, "{why}: {e}");
                     BodyError::Unavailable(format!("{why}: {e}"))
                 })?;
+            self.store_read.inc_by(bytes.len() as u64);
             let sized = info.size == m.size && bytes.len() as u64 == end - start;
             if sized {
                 if let Some(v) = verified(bytes, digest).await? {
+                    self.verified.inc();
                     self.keep(&v, true);
                     return Ok(piece(v.into_bytes(), start, offset, len));
                 }
             }
+            self.refused.inc();
             error!(
                 file = %self.label,
                 object = %self.location.display(),

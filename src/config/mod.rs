@@ -723,6 +723,13 @@ impl Validator<'_> {
                     "publisher_keys needs integrity = \"published\"",
                 ));
             }
+            if origin.is_some() && v.publisher_keys.is_empty() {
+                return Err(self.err(
+                    v.origin.as_ref().map_or(spanned.span(), |o| o.span()),
+                    "a path with origin needs publisher_keys: the store is not trusted, \
+                     so its manifest must be signed",
+                ));
+            }
             let mut publisher_keys = Vec::new();
             for k in &v.publisher_keys {
                 let path = self.path_of(k)?;

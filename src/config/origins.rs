@@ -184,3 +184,7 @@ impl Validator<'_> {
         ))
     }
 }
+
+#[cfg(test)]
+#[path = "origins_tests.rs"]
+mod tests;

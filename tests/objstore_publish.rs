@@ -109,6 +109,7 @@ fn publish_to_uploads_what_a_path_serves_then_only_what_changed() {
         std::fs::read(meta.join("manifest.json.sig")).unwrap()
     );
     assert_eq!(object(&g, "PKG00001", "a.bin"), a);
+    manifest_written_last(&g, "PKG00001");
 
     // Republish, the settings from a config's [origins.packages] this
     // time: one file changed, one gone, one new, one as it was; unsigned.
@@ -144,6 +145,8 @@ fn publish_to_uploads_what_a_path_serves_then_only_what_changed() {
         "the old signature and the removed file are gone"
     );
     assert_eq!(object(&g, "PKG00001", "sub/b.txt"), b"version 2\n");
+    manifest_written_last(&g, "PKG00001");
+    let a_before = meta_of(&g, "PKG00001", "a.bin");
     // Nothing changed: nothing but the manifest is uploaded.
     let (code, out, _) = distpoint(&second, &[]);
     assert_eq!(code, 0);
@@ -151,6 +154,37 @@ fn publish_to_uploads_what_a_path_serves_then_only_what_changed() {
         out.contains("uploaded 0 file(s)") && out.contains("3 unchanged"),
         "{out}"
     );
+    assert_eq!(
+        meta_of(&g, "PKG00001", "a.bin").last_modified,
+        a_before.last_modified,
+        "an unchanged file is not written again"
+    );
+    manifest_written_last(&g, "PKG00001");
+}
+
+fn meta_of(g: &Garage, prefix: &str, rel: &str) -> distpoint::objstore::ObjectInfo {
+    rt().block_on(g.store(prefix).list())
+        .unwrap()
+        .into_iter()
+        .find(|o| o.rel == rel)
+        .unwrap_or_else(|| panic!("no object {rel}"))
+}
+
+/// The manifest is the newest object of the prefix: written after every
+/// file it lists (and after its signature).
+fn manifest_written_last(g: &Garage, prefix: &str) {
+    let objects = rt().block_on(g.store(prefix).list()).unwrap();
+    let manifest = objects
+        .iter()
+        .find(|o| o.rel == ".distpoint/manifest.json")
+        .expect("a manifest");
+    for o in &objects {
+        assert!(
+            o.last_modified <= manifest.last_modified,
+            "{} is newer than the manifest",
+            o.rel
+        );
+    }
 }
 
 #[test]
@@ -286,4 +320,22 @@ fn fetch_takes_chunks_from_s3_sources_for_a_file_and_a_package() {
         report["sources"][1]["url"], "s3://packages/PKG2",
         "{report}"
     );
+
+    // The object tampered with in the bucket (same size): its chunk fails
+    // its hash, the bucket is dropped, and with no other source the fetch
+    // fails as an integrity failure, writing nothing.
+    let mut bad = a.clone();
+    bad[5 * CHUNK + 1] ^= 0x80;
+    rt().block_on(g.store("PKG2").put("a.bin", bad.into()))
+        .unwrap();
+    let out_bad = site.path("out/bad.bin");
+    let mut tampered = fetch.to_vec();
+    let at = tampered.iter().position(|a| *a == s(&out_file)).unwrap();
+    tampered[at] = s(&out_bad);
+    let (code, out, err) = distpoint(&tampered, &env);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("s3://packages/PKG2/a.bin"), "{err}");
+    assert!(!out_bad.exists(), "nothing unverified written");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(report["sources"][1]["chunks_refused"].as_u64() >= Some(1), "{report}");
 }

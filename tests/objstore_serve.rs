@@ -335,3 +335,49 @@ async fn the_chunk_cache_never_holds_more_than_cache_bytes() {
     );
     assert!(max >= 4 * CHUNK as u64, "the cache was used: {max}");
 }
+
+#[test]
+fn the_fleet_example_config_validates_against_a_published_bucket() {
+    let g = Garage::start("packages");
+    let root = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(repo.join("config/fleet.toml")).unwrap();
+    let example = example.replace("http://127.0.0.1:3900", &g.endpoint());
+    assert!(example.contains(&g.endpoint()), "the example's endpoint line changed");
+    for d in ["config", "keys", "content/PKG00001"] {
+        std::fs::create_dir_all(root.path().join(d)).unwrap();
+    }
+    std::fs::write(root.path().join("config/fleet.toml"), example).unwrap();
+    std::fs::write(root.path().join("content/PKG00001/setup.exe"), data(40_000, 7)).unwrap();
+    let bin = env!("CARGO_BIN_EXE_distpoint");
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .current_dir(root.path())
+            .envs(g.env())
+            .env("HOME", "/nonexistent")
+            .output()
+            .unwrap()
+    };
+    // The steps the file's header gives, in order.
+    assert!(run(&["publish", "--gen-key", "keys/publisher.pem"])
+        .status
+        .success());
+    let published = run(&[
+        "publish",
+        "content/PKG00001",
+        "--key",
+        "keys/publisher.pem",
+        "--to",
+        "s3://packages/PKG00001",
+    ]);
+    assert!(published.status.success(), "{published:?}");
+    let checked = run(&["check-config", "--config", "config/fleet.toml"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr),
+    );
+    assert!(checked.status.success(), "{out}{err}");
+    assert!(out.contains("s3://packages/PKG00001 (serve-through"), "{out}");
+    assert!(!err.contains("warning"), "the bucket's manifest was found: {err}");
+}

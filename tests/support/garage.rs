@@ -45,8 +45,9 @@ pub fn binary() -> PathBuf {
             .find(|p| p.is_file())
     });
     on_path.expect(
-        "the object-store tests need Garage: `cargo install garage --locked` \
-         (.ci/run does), or set GARAGE=/path/to/garage",
+        "the object-store tests need Garage on PATH: `cargo install garage --version 2.5.0 \
+         --locked --no-default-features --features lmdb,bundled-libs` (.ci/run does), \
+         or set GARAGE=/path/to/garage",
     )
 }
 

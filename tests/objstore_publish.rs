@@ -273,6 +273,7 @@ fn fetch_takes_chunks_from_s3_sources_for_a_file_and_a_package() {
     ]);
     assert_eq!(code, 0);
     std::fs::write(&manifest, body).unwrap();
+    std::fs::create_dir_all(site.path("out")).unwrap();
     let out_file = site.path("out/a.bin");
     let fetch = [
         "fetch",
@@ -321,21 +322,43 @@ fn fetch_takes_chunks_from_s3_sources_for_a_file_and_a_package() {
         "{report}"
     );
 
-    // The object tampered with in the bucket (same size): its chunk fails
-    // its hash, the bucket is dropped, and with no other source the fetch
-    // fails as an integrity failure, writing nothing.
+    // The object tampered with in the bucket (same size, every chunk):
+    // each chunk from it fails its hash, the bucket is dropped, and the
+    // file is still had whole from distpoint itself.
     let mut bad = a.clone();
-    bad[5 * CHUNK + 1] ^= 0x80;
+    for c in 0..13 {
+        bad[c * CHUNK] ^= 0x80;
+    }
     rt().block_on(g.store("PKG2").put("a.bin", bad.into()))
         .unwrap();
-    let out_bad = site.path("out/bad.bin");
-    let mut tampered = fetch.to_vec();
-    let at = tampered.iter().position(|a| *a == s(&out_file)).unwrap();
-    tampered[at] = s(&out_bad);
-    let (code, out, err) = distpoint(&tampered, &env);
-    assert_eq!(code, 2, "{out}{err}");
-    assert!(err.contains("s3://packages/PKG2/a.bin"), "{err}");
-    assert!(!out_bad.exists(), "nothing unverified written");
+    let with_good = |primary: &str, to: &Path| -> Vec<String> {
+        let mut args: Vec<String> = fetch.iter().map(|a| a.to_string()).collect();
+        args[1] = primary.to_string();
+        let at = args.iter().position(|a| a == s(&out_file)).unwrap();
+        args[at] = s(to).to_string();
+        args
+    };
+    let good = site.path("out/good.bin");
+    let args = with_good(&server.url("/pkg/a.bin"), &good);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = distpoint(&args, &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(std::fs::read(&good).unwrap(), a);
+    assert!(
+        err.contains("dropped source s3://packages/PKG2/a.bin") && err.contains("does not match"),
+        "{err}"
+    );
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["sources"][1]["drop_kind"], "bad_chunk", "{report}");
     assert!(report["sources"][1]["chunks_refused"].as_u64() >= Some(1), "{report}");
+    // The bucket the only source with the bytes: nothing unverified is
+    // written. (Exit 3, not 2: the engine reports the last source's failure,
+    // the primary's 404.)
+    let bad_out = site.path("out/bad.bin");
+    let args = with_good(&server.url("/pkg/not-here.bin"), &bad_out);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = distpoint(&args, &env);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("s3://packages/PKG2/a.bin: chunk"), "{err}");
+    assert!(!bad_out.exists(), "nothing unverified written");
 }

@@ -211,9 +211,13 @@ impl DiskCache {
         }
     }
 
-    /// Drop the file kept for `digest` (it failed its hash).
+    /// Drop the file kept for `digest` (it failed its hash). One being
+    /// written is left to its writer, so its bytes stay counted until its
+    /// file is there.
     pub fn remove(&self, digest: &Digest) {
-        if crate::sync::lock(&self.index).forget(digest).is_some() {
+        let mut index = crate::sync::lock(&self.index);
+        if index.entries.get(digest).is_some_and(|e| e.ready) {
+            index.forget(digest);
             let _ = std::fs::remove_file(self.path(digest));
         }
     }

@@ -32,6 +32,9 @@ const RETRY_FAILED_CHECK: Duration = Duration::from_secs(10);
 const KEPT_MANIFEST: &str = ".manifest.json";
 /// The signature kept beside it.
 const KEPT_SIGNATURE: &str = ".manifest.json.sig";
+/// What the store listed with it (sizes, entity tags, times: the served
+/// validators stay those of the other servers of a fleet).
+const KEPT_OBJECTS: &str = ".objects.json";
 
 type Loaded = Result<Arc<Package>, Arc<PackageError>>;
 
@@ -132,8 +135,8 @@ impl OriginPath {
         };
         let url = self.store.url().to_string();
         let result = fetch(&self.store, &self.vpath, etag.as_deref()).await;
-        if let Ok(Some((Ok(p), _, _))) = &result {
-            keep(self.cache.dir(), &p.bytes, p.signature.as_ref());
+        if let Ok(Some((Ok(p), _, objects))) = &result {
+            keep(self.cache.dir(), &p.bytes, p.signature.as_ref(), objects);
         }
         let mut c = crate::sync::lock(&self.current);
         match result {
@@ -169,7 +172,10 @@ impl OriginPath {
                     _ => {
                         error!(vpath = %self.vpath.url, "serve-through path unavailable: {e}");
                         if c.loaded.is_none() {
-                            c.loaded = kept(&self.vpath, self.cache.dir()).map(Ok);
+                            if let Some((p, objects)) = kept(&self.vpath, self.cache.dir()) {
+                                c.loaded = Some(Ok(p));
+                                c.objects = objects;
+                            }
                         }
                         if c.loaded.is_none() {
                             return Err(Arc::new(PackageError::Store(e)));
@@ -252,28 +258,41 @@ async fn fetch(
     }
 }
 
-/// Keep the manifest that was just checked, for a restart with the store down.
-fn keep(dir: &Path, manifest: &Bytes, signature: Option<&Bytes>) {
+/// Keep the manifest that was just checked, and the listing that came with
+/// it, for a restart with the store down.
+fn keep(
+    dir: &Path,
+    manifest: &Bytes,
+    signature: Option<&Bytes>,
+    objects: &HashMap<String, ObjectInfo>,
+) {
     let write = |name: &str, bytes: &[u8]| {
         let tmp = dir.join(format!("{name}.tmp"));
         std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, dir.join(name)))
     };
-    let kept = match signature {
+    let listing = serde_json::to_vec(&objects.values().collect::<Vec<_>>())
+        .map_err(std::io::Error::other);
+    let kept = listing
+        .and_then(|l| write(KEPT_OBJECTS, &l))
+        .and_then(|()| match signature {
         Some(s) => write(KEPT_SIGNATURE, s),
         None => match std::fs::remove_file(dir.join(KEPT_SIGNATURE)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         },
-    }
+    })
     .and_then(|()| write(KEPT_MANIFEST, manifest));
     if let Err(e) = kept {
         warn!(dir = %dir.display(), "cannot keep the manifest for restarts: {e}");
     }
 }
 
-/// The manifest kept by an earlier run, checked again as at any load.
-fn kept(vpath: &Vpath, dir: &Path) -> Option<Arc<Package>> {
+/// The manifest kept by an earlier run, checked again as at any load, and
+/// the listing kept with it.
+fn kept(vpath: &Vpath, dir: &Path) -> Option<(Arc<Package>, HashMap<String, ObjectInfo>)> {
     let bytes = std::fs::read(dir.join(KEPT_MANIFEST)).ok()?;
+    let listing = std::fs::read(dir.join(KEPT_OBJECTS)).ok()?;
+    let objects: Vec<ObjectInfo> = serde_json::from_slice(&listing).ok()?;
     let signature = std::fs::read(dir.join(KEPT_SIGNATURE)).ok();
     let p = published::check(
         vpath,
@@ -284,7 +303,8 @@ fn kept(vpath: &Vpath, dir: &Path) -> Option<Arc<Package>> {
     )
     .ok()?;
     warn!(vpath = %vpath.url, "object store unreachable: serving the manifest kept from an earlier run");
-    Some(Arc::new(p))
+    let objects = objects.into_iter().map(|o| (o.rel.clone(), o)).collect();
+    Some((Arc::new(p), objects))
 }
 
 /// Every serve-through path's state, reused across config reloads while

@@ -104,7 +104,7 @@ impl std::error::Error for StoreError {
 }
 
 /// What the store says about one object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectInfo {
     /// Its path below the store's prefix.
     pub rel: String,

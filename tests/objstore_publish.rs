@@ -350,7 +350,10 @@ fn fetch_takes_chunks_from_s3_sources_for_a_file_and_a_package() {
     );
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(report["sources"][1]["drop_kind"], "bad_chunk", "{report}");
-    assert!(report["sources"][1]["chunks_refused"].as_u64() >= Some(1), "{report}");
+    assert!(
+        report["sources"][1]["chunks_refused"].as_u64() >= Some(1),
+        "{report}"
+    );
     // The bucket the only source with the bytes: nothing unverified is
     // written. (Exit 3, not 2: the engine reports the last source's failure,
     // the primary's 404.)

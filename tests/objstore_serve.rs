@@ -305,7 +305,11 @@ async fn with_the_store_stopped_cached_chunks_serve_and_the_rest_is_503() {
     let got = get(&server, &site, "/pkg/a.bin", &[("range", "bytes=1-70000")]).await;
     assert_eq!(got.status, 206, "{}", server.log());
     assert_eq!(got.body, &a[1..=70000]);
-    assert_eq!(validators(&got), before, "the same validators as before the restart");
+    assert_eq!(
+        validators(&got),
+        before,
+        "the same validators as before the restart"
+    );
     let got = get(&server, &site, "/pkg/b.bin", &[("range", "bytes=0-9")]).await;
     assert_eq!(got.status, 503);
     // The store back: the rest is served again.
@@ -380,12 +384,19 @@ fn the_fleet_example_config_validates_against_a_published_bucket() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let example = std::fs::read_to_string(repo.join("config/fleet.toml")).unwrap();
     let example = example.replace("http://127.0.0.1:3900", &g.endpoint());
-    assert!(example.contains(&g.endpoint()), "the example's endpoint line changed");
+    assert!(
+        example.contains(&g.endpoint()),
+        "the example's endpoint line changed"
+    );
     for d in ["config", "keys", "content/PKG00001"] {
         std::fs::create_dir_all(root.path().join(d)).unwrap();
     }
     std::fs::write(root.path().join("config/fleet.toml"), example).unwrap();
-    std::fs::write(root.path().join("content/PKG00001/setup.exe"), data(40_000, 7)).unwrap();
+    std::fs::write(
+        root.path().join("content/PKG00001/setup.exe"),
+        data(40_000, 7),
+    )
+    .unwrap();
     let bin = env!("CARGO_BIN_EXE_distpoint");
     let run = |args: &[&str]| {
         Command::new(bin)
@@ -415,6 +426,12 @@ fn the_fleet_example_config_validates_against_a_published_bucket() {
         String::from_utf8_lossy(&checked.stderr),
     );
     assert!(checked.status.success(), "{out}{err}");
-    assert!(out.contains("s3://packages/PKG00001 (serve-through"), "{out}");
-    assert!(!err.contains("warning"), "the bucket's manifest was found: {err}");
+    assert!(
+        out.contains("s3://packages/PKG00001 (serve-through"),
+        "{out}"
+    );
+    assert!(
+        !err.contains("warning"),
+        "the bucket's manifest was found: {err}"
+    );
 }

@@ -97,12 +97,18 @@ fn serve_through_refusals_name_the_key_at_fault() {
             "dir and origin exclude each other",
         ),
         (
-            format!("{PATH}{}", ORIGIN.replace("http://127.0.0.1", "http://192.0.2.1")),
+            format!(
+                "{PATH}{}",
+                ORIGIN.replace("http://127.0.0.1", "http://192.0.2.1")
+            ),
             "distpoint.toml:17:12",
             "loopback",
         ),
         (
-            format!("{PATH}{}", ORIGIN.replace("secret_key_file = \"s3.secret\"\n", "")),
+            format!(
+                "{PATH}{}",
+                ORIGIN.replace("secret_key_file = \"s3.secret\"\n", "")
+            ),
             "distpoint.toml:16:1",
             "go together",
         ),
@@ -114,5 +120,8 @@ fn serve_through_refusals_name_the_key_at_fault() {
     let e = f.refused("[[vpath]]\nurl = \"/a\"\ndir = \".\"\ncache_dir = \"c\"\n");
     assert!(e.contains("need origin"), "{e}");
     let e = f.refused(&PATH.replace("s3://packages/PKG00001", "https://x/y"));
-    assert!(e.contains("distpoint.toml:9:10") && e.contains("s3://"), "{e}");
+    assert!(
+        e.contains("distpoint.toml:9:10") && e.contains("s3://"),
+        "{e}"
+    );
 }

@@ -270,18 +270,18 @@ fn keep(
         let tmp = dir.join(format!("{name}.tmp"));
         std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, dir.join(name)))
     };
-    let listing = serde_json::to_vec(&objects.values().collect::<Vec<_>>())
-        .map_err(std::io::Error::other);
+    let listing =
+        serde_json::to_vec(&objects.values().collect::<Vec<_>>()).map_err(std::io::Error::other);
     let kept = listing
         .and_then(|l| write(KEPT_OBJECTS, &l))
         .and_then(|()| match signature {
-        Some(s) => write(KEPT_SIGNATURE, s),
-        None => match std::fs::remove_file(dir.join(KEPT_SIGNATURE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        },
-    })
-    .and_then(|()| write(KEPT_MANIFEST, manifest));
+            Some(s) => write(KEPT_SIGNATURE, s),
+            None => match std::fs::remove_file(dir.join(KEPT_SIGNATURE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        })
+        .and_then(|()| write(KEPT_MANIFEST, manifest));
     if let Err(e) = kept {
         warn!(dir = %dir.display(), "cannot keep the manifest for restarts: {e}");
     }

@@ -14,6 +14,7 @@ use super::release::{self, Memory, Taken};
 use crate::integrity::keys::PublicKey;
 use crate::integrity::manifest::parse_digest;
 use crate::integrity::{hex, sha256, PackageManifest};
+use crate::objstore::StoreUrl;
 use crate::transfer::{Client, ClientOptions, DropReason, RateLimit, SourceReport, Target};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::path::{Path, PathBuf};
@@ -32,7 +33,8 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 pub struct PackageOptions {
     /// The package's URL prefix (the path's own URL).
     pub url_prefix: String,
-    /// More prefixes serving the same package (plain servers will do).
+    /// More prefixes serving the same package (plain servers will do, and
+    /// `s3://BUCKET/PREFIX` where `publish --to` uploaded it).
     pub mirrors: Vec<String>,
     /// `--manifest FILE_OR_URL`: the package manifest from elsewhere.
     pub manifest_from: Option<String>,
@@ -258,7 +260,11 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
     let mut prefixes = std::iter::once(&opts.url_prefix)
         .chain(&opts.mirrors)
         .map(|p| {
-            parse(p)?;
+            if StoreUrl::is_store_url(p) {
+                StoreUrl::parse(p).map_err(|e| FetchError::Usage(format!("--mirror: {e}")))?;
+            } else {
+                parse(p)?;
+            }
             Ok(Prefix {
                 url: p.trim_end_matches('/').to_string(),
                 report: SourceReport {
@@ -331,7 +337,11 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
             .collect();
         let mut urls = asked
             .iter()
-            .map(|&i| format!("{}/{}", prefixes[i].url, encoded.join("/")));
+            .map(|&i| match StoreUrl::is_store_url(&prefixes[i].url) {
+                // An object key is the relative path itself, not a URL path.
+                true => format!("{}/{rel}", prefixes[i].url),
+                false => format!("{}/{}", prefixes[i].url, encoded.join("/")),
+            });
         let Some(url) = urls.next() else {
             return Err(FetchError::Unavailable {
                 message: format!("{rel}: every source was dropped for an earlier file"),

@@ -85,7 +85,11 @@ async fn files_are_hashed_before_their_first_request() {
     )
     .await;
     assert_eq!(got.status, 200);
-    assert!(server.wait_log_count("distpoint::access", 2, T), "{}", server.log());
+    assert!(
+        server.wait_log_count("distpoint::access", 2, T),
+        "{}",
+        server.log()
+    );
     assert_eq!(server.log_count("hashed file"), hashed, "{}", server.log());
     // Never read: the dotfile, the symlink out of the folder.
     let log = server.log();
@@ -107,7 +111,11 @@ async fn without_prehash_the_first_request_hashes() {
     assert_eq!(server.log_count("hashed file"), 0, "{}", server.log());
     let got = fetch(&server, tls, req("GET", &server.url("/pub/a.bin"))).await;
     assert_eq!(got.status, 200);
-    assert!(server.wait_log("file=\"/pub/a.bin\"", T), "{}", server.log());
+    assert!(
+        server.wait_log("file=\"/pub/a.bin\"", T),
+        "{}",
+        server.log()
+    );
     assert_eq!(server.log_count("hashed file"), 1, "{}", server.log());
     assert!(!server.log().contains("prehash"), "{}", server.log());
 }

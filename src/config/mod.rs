@@ -6,8 +6,10 @@
 
 mod error;
 mod raw;
+pub mod upstream;
 
 pub use error::{line_col, ConfigError};
+pub use upstream::{Upstream, Window};
 
 use crate::auth::{self, Directory, PrincipalRef};
 use crate::integrity::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
@@ -34,6 +36,8 @@ pub struct Config {
     pub directory: Directory,
     /// The virtual paths.
     pub vpaths: VpathTable,
+    /// Replica paths (`[vpath.upstream]`), by their configured URL.
+    pub upstreams: BTreeMap<String, std::sync::Arc<Upstream>>,
 }
 
 /// `[server]`, validated.
@@ -172,6 +176,14 @@ impl Config {
                 vp.dir.display(),
                 vp.chunk_size
             );
+            if let Some(u) = self.upstreams.get(&vp.url) {
+                let _ = writeln!(
+                    out,
+                    "  replica of: {} (every {} s)",
+                    u.sources.join(", "),
+                    u.interval.as_secs()
+                );
+            }
             if vp.anonymous {
                 let _ = writeln!(out, "  readable by: anyone (anonymous = true)");
             } else {
@@ -217,9 +229,26 @@ impl Config {
         .flatten()
         .filter_map(|p| parent(p))
         .collect();
+        let mut write = vec![self.server.state_dir.clone()];
         for vp in self.vpaths.iter() {
             read.push(vp.dir.clone());
             read.extend(vp.publisher_keys.iter().cloned());
+        }
+        for (url, u) in &self.upstreams {
+            // A replica writes its versions beneath its own dir.
+            if let Some(vp) = self.vpaths.get(url) {
+                write.push(vp.dir.clone());
+            }
+            read.extend(u.ca.iter().cloned());
+            read.extend(u.seed.iter().cloned());
+            if let Some((c, k)) = &u.client_cert {
+                read.extend([c.clone(), k.clone()]);
+            }
+            read.extend(u.user.iter().map(|(_, p)| p.clone()));
+        }
+        if !self.upstreams.is_empty() {
+            // Replica windows are local time: the time zone database.
+            read.extend(["/etc/localtime", "/usr/share/zoneinfo"].map(PathBuf::from));
         }
         // /proc/meminfo: the default chunk_cache_bytes, read at each reload.
         // The rest: trust anchors and name lookups for outbound connections.
@@ -237,10 +266,7 @@ impl Config {
         }
         read.sort();
         read.dedup();
-        crate::sandbox::Rules {
-            read,
-            write: vec![self.server.state_dir.clone()],
-        }
+        crate::sandbox::Rules { read, write }
     }
 
     /// What validates but is probably not what the operator meant: a
@@ -351,13 +377,14 @@ impl Validator<'_> {
         let server = self.server(raw.server)?;
         let tls = self.tls(raw.tls)?;
         let directory = self.directory(&raw.users, &raw.groups)?;
-        let vpaths = self.vpaths(&raw.vpath, &directory)?;
+        let (vpaths, upstreams) = self.vpaths(&raw.vpath, &directory)?;
         Ok(Config {
             path: self.path.to_path_buf(),
             server,
             tls,
             directory,
             vpaths,
+            upstreams,
         })
     }
 
@@ -546,9 +573,10 @@ impl Validator<'_> {
         &self,
         raw: &[Spanned<raw::RawVpath>],
         dir: &Directory,
-    ) -> Result<VpathTable, ConfigError> {
+    ) -> Result<(VpathTable, BTreeMap<String, std::sync::Arc<Upstream>>), ConfigError> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
+        let mut upstreams = BTreeMap::new();
         for v in raw {
             let v = v.get_ref();
             let url = v.url.get_ref();
@@ -635,12 +663,17 @@ impl Validator<'_> {
                 })?;
                 publisher_keys.push(path);
             }
+            let url = if trimmed.is_empty() {
+                "/".to_string()
+            } else {
+                trimmed.to_string()
+            };
+            if let Some(u) = &v.upstream {
+                let upstream = self.upstream(u, integrity, !publisher_keys.is_empty())?;
+                upstreams.insert(url.clone(), std::sync::Arc::new(upstream));
+            }
             out.push(Vpath {
-                url: if trimmed.is_empty() {
-                    "/".into()
-                } else {
-                    trimmed.to_string()
-                },
+                url,
                 segments,
                 dir: dir_path,
                 anonymous: v.anonymous,
@@ -651,7 +684,7 @@ impl Validator<'_> {
                 publisher_keys,
             });
         }
-        Ok(VpathTable::new(out))
+        Ok((VpathTable::new(out), upstreams))
     }
 }
 

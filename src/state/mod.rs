@@ -9,11 +9,13 @@
 //!   holds no socket, so the pipeline can be driven in-process in tests.
 //! - [`ConnInfo`]: what is known about one connection once TLS is up.
 //! - [`registry`]: running transfers and what authorized each.
+//! - [`replicas`]: each replica path's served version and status.
 //! - [`certs`]: the live TLS configuration new handshakes use.
 //! - [`Runtime`]: the process-wide rest (TLS, listen addresses).
 
 pub mod certs;
 pub mod registry;
+pub mod replicas;
 
 pub use certs::TlsState;
 pub use registry::{Authority, Revoked, TransferGuard, TransferRegistry};
@@ -44,6 +46,8 @@ pub struct ServerState {
     pub files: Arc<OpenFiles>,
     /// The addresses the listeners were bound to at start (port 0 resolved).
     pub bound: Vec<SocketAddr>,
+    /// Replica paths: the version each serves, and its status.
+    pub replicas: replicas::Replicas,
 }
 
 impl ServerState {
@@ -59,6 +63,7 @@ impl ServerState {
             budget: Budget::new(limits.max_inflight_bytes),
             files: Arc::new(OpenFiles::default()),
             bound: Vec::new(),
+            replicas: replicas::Replicas::default(),
             config: ArcSwap::from_pointee(config),
         }
     }

@@ -89,13 +89,17 @@ async fn serve<B>(
     log.principal(identity.to_string());
     authorize(config, vpath, &identity)?;
     let head = method == Method::HEAD;
+    // The content as of now: for a replica, the version taken once here is
+    // the folder of both the package manifest and the file.
+    let served = state.replicas.content(vpath);
+    let content = &served.vpath;
     if target.package {
-        let response = documents::package(&state.integrity, vpath, rest, target.query, head);
+        let response = documents::package(&state.integrity, content, rest, target.query, head);
         return Ok(response.await?.map(Cuttable::never));
     }
-    let file = open(&state.files, vpath, rest).await?;
+    let file = open(&state.files, content, rest).await?;
     let path = req.uri().path();
-    let prepared = state.integrity.prepare(vpath, rest, file, path).await?;
+    let prepared = state.integrity.prepare(content, rest, file, path).await?;
     let name = rest.last().map(String::as_str).unwrap_or("");
     let response = match target.query {
         Query::Manifest | Query::Metalink => {
@@ -115,7 +119,10 @@ async fn serve<B>(
     };
     // The body remembers what authorized it, so a config change can cut it.
     let authority = Authority::new(vpath, &target.segments, identity);
-    let transfer = state.track(authority, conn.close.clone())?;
+    let mut transfer = state.track(authority, conn.close.clone())?;
+    if let Some(version) = served.hold {
+        transfer.hold(version);
+    }
     Ok(response.map(|body| Cuttable::new(body, transfer)))
 }
 

@@ -20,6 +20,7 @@ pub mod io;
 pub mod live;
 pub mod logging;
 pub mod pipeline;
+pub mod replica;
 pub mod resolve;
 pub mod sandbox;
 pub mod server;

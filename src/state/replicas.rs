@@ -103,7 +103,7 @@ pub struct ReplicaSlot {
     current: ArcSwapOption<Version>,
     status: Mutex<ReplicaStatus>,
     /// Bytes fetched over the network by the running sync so far (live).
-    pub fetching: AtomicU64,
+    pub fetching: Arc<AtomicU64>,
 }
 
 impl ReplicaSlot {
@@ -114,7 +114,7 @@ impl ReplicaSlot {
                 url: url.to_string(),
                 ..Default::default()
             }),
-            fetching: AtomicU64::new(0),
+            fetching: Arc::new(AtomicU64::new(0)),
         }
     }
 

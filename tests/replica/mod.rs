@@ -88,12 +88,24 @@ impl Origin {
         self.site.path("publisher.key.pub")
     }
 
-    /// Start serving `/pkg` to `allow` (e.g. `["cert:region01"]`).
+    /// Start serving `/pkg` to `allow` (e.g. `["cert:region01"]`), checking
+    /// the publisher's signature itself.
     pub fn start(&mut self, allow: &[&str]) -> &Server {
+        self.start_with(allow, true)
+    }
+
+    /// The same; without `keys` the site serves whatever manifest it has
+    /// (an expired one too), so the replica's own checks are seen.
+    pub fn start_with(&mut self, allow: &[&str], keys: bool) -> &Server {
         let allow: Vec<String> = allow.iter().map(|a| format!("{a:?}")).collect();
+        let keys = if keys {
+            "publisher_keys = [\"publisher.key.pub\"]\n"
+        } else {
+            ""
+        };
         let body = format!(
             "{}[[vpath]]\nurl = \"/pkg\"\ndir = \"content/pkg\"\nintegrity = \"published\"\n\
-             publisher_keys = [\"publisher.key.pub\"]\nallow = [{}]\n",
+             {keys}allow = [{}]\n",
             self.site.head(),
             allow.join(", ")
         );

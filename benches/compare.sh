@@ -1,63 +1,37 @@
 #!/usr/bin/env bash
-# compare.sh — distpoint against nginx on the same machine, same file, same certificate, one run.
+# compare.sh — distpoint against nginx on every scenario of issue 11's target table, in one run.
 #
-#   benches/compare.sh [SIZE_MIB] [CONNECTIONS] [ROUNDS]   (defaults: 1024 MiB, 16 connections, 3 rounds)
+#   benches/compare.sh            full mode: 1 GiB / 64 MiB / 200 × 1 MiB files, 4 rounds
+#                                 (A B B A A B B A), 10 s range runs, 1,000 idle connections,
+#                                 then the scaling runs on one core (about 15–20 minutes)
+#   benches/compare.sh --quick    smoke test: small files, 1 round, short runs (about 2 minutes)
+#   benches/compare.sh --only ranges,stream_h1 --rounds 6    some scenarios only
+#   benches/compare.sh --list     the scenario keys
+#   benches/compare.sh --help     every option
 #
-# Builds distpoint in release mode, makes a random file, starts distpoint (anonymous path "/")
-# and nginx (../shared/bench/nginx-baseline.sh) on it, and downloads it with curl: one stream over
-# HTTP/1.1 and HTTP/2, then CONNECTIONS parallel streams, ROUNDS times, servers alternating within
-# each round. Prints the median MB/s (10^6 bytes per second) and the range.
-# distpoint runs with its defaults: integrity = "auto", verify = "cached" (every chunk it sends
-# was verified against its manifest; the warm-up download fills the cache).
-# The client runs on the same 2 cores as the server, for both servers alike.
+# Same machine, same files, same certificate: distpoint (release build of this checkout, verify =
+# "cached" under /, "always" under /always) and nginx started by ../shared/bench/nginx-baseline.sh
+# (sendfile, one worker per core, TLS 1.2/1.3, h2), both pinned with taskset to the last two cores
+# (and for the scaling table to the last one). Load: curl, h2load (nghttp2-client), wrk with
+# compare/ranges.lua. Server CPU comes from /proc/PID/stat of the server's process tree, memory
+# from /proc/PID/smaps_rollup (PSS) and VmHWM (peak RSS). Each sample also records how much CPU
+# other processes used meanwhile; a noisy sample is taken again (--retries, --noisy).
+# Prints Markdown tables (median (min–max), ratio distpoint ÷ nginx, target, met) and saves them
+# with the raw samples under target/bench/. Installs what it needs with apt-get when missing.
+#
+# (It replaces the old `compare.sh [SIZE_MIB] [CONNECTIONS] [ROUNDS]`, whose curl runs are now
+# the stream_h1 / stream_h2 scenarios; verify.sh, fetch.sh and syscalls.sh are unchanged.)
 set -euo pipefail
-size_mib=${1:-1024}
-conns=${2:-16}
-rounds=${3:-3}
-. "$(dirname "$0")/common.sh"
-nginx_script="$repo/../shared/bench/nginx-baseline.sh"
-command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
-setup bench "$size_mib"
-# nginx's workers run as an unprivileged user: the files must be readable by it
-# (temporary files, deleted on exit).
-chmod 755 "$work" "$work/content"
-chmod 644 "$work/content/big.bin" "$work/certs/server.key"
-anonymous_config 9444
-start_server "$bin" 9444
-ng_pid=$("$nginx_script" start "$work/content" "$work/certs/server.crt" "$work/certs/server.key" 9443)
-on_exit='"$nginx_script" stop "$ng_pid"'
-cat "$work/content/big.bin" > /dev/null   # page cache warm for both
-# One full download each first: distpoint hashes a file on its first request
-# (integrity = "auto") and then serves it from its verified-chunk cache.
-for port in 9444 9443; do curl -s --cacert "$ca" -o /dev/null "https://127.0.0.1:$port/big.bin"; done
-
-single() { # URL HTTPFLAG -> MB/s
-  curl -s "$2" --cacert "$ca" -o /dev/null -w '%{speed_download}' "$1" | awk '{printf "%.0f", $1/1e6}'
-}
-parallel() { # URL -> aggregate MB/s over $conns concurrent downloads
-  local start end
-  start=$(date +%s.%N)
-  for _ in $(seq "$conns"); do curl -s --http1.1 --cacert "$ca" -o /dev/null "$1" & done
-  wait
-  end=$(date +%s.%N)
-  awk -v s="$start" -v e="$end" -v n="$conns" -v b="$((size_mib * 1024 * 1024))" 'BEGIN{printf "%.0f", n*b/(e-s)/1e6}'
-}
-
-declare -A results
-for _ in $(seq "$rounds"); do
-  for name in distpoint nginx; do
-    port=9444; [ "$name" = nginx ] && port=9443
-    url="https://127.0.0.1:$port/big.bin"
-    results[$name,h1]+="$(single "$url" --http1.1) "
-    results[$name,h2]+="$(single "$url" --http2) "
-    results[$name,par]+="$(parallel "$url") "
-  done
+repo=$(cd "$(dirname "$0")/.." && pwd)
+need=()
+for tool in curl:curl h2load:nghttp2-client wrk:wrk nginx:nginx-light python3:python3 taskset:util-linux openssl:openssl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
-stat() { # "v1 v2 ..." -> "median (min-max)"
-  tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {printf "%d (%d-%d)", a[int((NR+1)/2)], a[1], a[NR]}'
-}
-echo "median MB/s over $rounds rounds (min-max)"
-printf '%-10s %20s %20s %24s\n' server "1 x HTTP/1.1" "1 x HTTP/2" "$conns x HTTP/1.1 (sum)"
-for name in distpoint nginx; do
-  printf '%-10s %20s %20s %24s\n' "$name" "$(stat "${results[$name,h1]}")" "$(stat "${results[$name,h2]}")" "$(stat "${results[$name,par]}")"
-done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} ..." >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}") >/dev/null
+fi
+case " $* " in *" --list "*|*" --help "*|*" -h "*) ;; *)
+  cargo build --release --quiet --manifest-path "$repo/Cargo.toml" ;;
+esac
+exec env PYTHONDONTWRITEBYTECODE=1 python3 "$repo/benches/compare/main.py" "$@"

@@ -1,7 +1,7 @@
 //! The server's own sandbox: after start-up it may read only beneath the
-//! folders its config names and write only beneath `state_dir`, enforced by
-//! the kernel (Landlock), so that a bug in path resolution — or anything
-//! else — cannot read another file of the machine.
+//! folders its config names and write only beneath `state_dir` (and the
+//! audit folder), enforced by the kernel (Landlock), so that a bug in path
+//! resolution — or anything else — cannot read another file of the machine.
 //!
 //! Landlock applies to the thread that asks and to the threads it starts
 //! afterwards, so [`restrict`] runs before the async runtime exists. A

@@ -6,7 +6,7 @@
 
 use crate::config::{Config, ConfigError, Limits};
 use crate::io::{Activity, ConnIo};
-use crate::state::{certs, registry, ConnInfo, Runtime, ServerState, TlsState};
+use crate::state::{certs, registry, ConnInfo, Metrics, Runtime, ServerState, TlsState};
 use crate::{banner, devcerts, live, replica, sandbox, systemd, tls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -69,8 +69,12 @@ impl std::error::Error for ServerError {
 /// Start-up before the async runtime exists: development certificates
 /// (made or renewed), then the sandbox, which applies to the calling thread
 /// and every thread started after it. Returns the rules in force, if any.
-pub fn prepare(config_path: &Path) -> Result<Option<sandbox::Rules>, ServerError> {
+/// `origin` says how the config file was chosen; it is logged once the
+/// config has set the log format.
+pub fn prepare(config_path: &Path, origin: &str) -> Result<Option<sandbox::Rules>, ServerError> {
     let mut config = Config::load(config_path).map_err(ServerError::Config)?;
+    crate::logging::set_format(config.log_format);
+    info!("{origin}");
     if config.tls.dev_certs_missing() {
         make_dev_certs(&config)?;
         config = Config::load(config_path).map_err(ServerError::Config)?;
@@ -85,9 +89,16 @@ pub fn prepare(config_path: &Path) -> Result<Option<sandbox::Rules>, ServerError
     // The state folder must exist before it can be named in a rule.
     std::fs::create_dir_all(&config.server.state_dir)
         .map_err(|e| ServerError::State(config.server.state_dir.clone(), e))?;
+    // So must the audit folder (when it lies elsewhere). One that cannot be
+    // made is left out: its writes fail, are logged, and serving goes on.
+    if let Some(audit) = &config.audit {
+        if let Err(e) = crate::audit::make_dir(&audit.dir) {
+            warn!(dir = %audit.dir.display(), "cannot make the audit folder: {e}; audit events will be lost");
+        }
+    }
     match sandbox::restrict(&rules).map_err(ServerError::Sandbox)? {
         sandbox::Outcome::Enforced => {
-            info!(read = rules.read.len(), "sandboxed (Landlock): reads beneath the configured folders only, writes beneath state_dir only");
+            info!(read = rules.read.len(), "sandboxed (Landlock): reads beneath the configured folders only, writes beneath state_dir (and the audit folder) only");
             Ok(Some(rules))
         }
         sandbox::Outcome::Partial => {
@@ -129,6 +140,7 @@ pub async fn run(config_path: &Path, sandbox: Option<sandbox::Rules>) -> Result<
         listen,
         sandbox,
     });
+    runtime.publish_cert_expiry();
     let shutdown = CancellationToken::new();
     live::watch::spawn(runtime.clone(), hangup, shutdown.clone());
     // Replica paths: a sync at start, then on their interval and on SIGUSR1.
@@ -145,6 +157,7 @@ pub async fn run(config_path: &Path, sandbox: Option<sandbox::Rules>) -> Result<
     // Announced only once config changes are watched.
     banner::print(&runtime.shared.config.load(), &bound);
     let tracker = TaskTracker::new();
+    let state = runtime.shared.clone();
     let ctx = AcceptCtx {
         runtime,
         builders: Arc::new(Builders::new(&limits)),
@@ -198,6 +211,10 @@ pub async fn run(config_path: &Path, sandbox: Option<sandbox::Rules>) -> Result<
             "grace period over: closing the remaining connections"
         );
     }
+    if !state.audit.flush(Duration::from_secs(2)) {
+        warn!("the audit log did not take every event before the stop");
+    }
+    info!("stopped");
     Ok(())
 }
 
@@ -374,10 +391,28 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx, stop: CancellationTo
             limits: ctx.limits.clone(),
             shutdown: ctx.shutdown.clone(),
         };
+        let open = Open::new(&ctx.runtime.shared.metrics);
         ctx.tracker.spawn(async move {
             conn.serve(tcp, peer).await;
-            drop(permit);
+            drop((open, permit));
         });
+    }
+}
+
+/// A connection counted as open in the metrics while this lives.
+struct Open(prometheus_client::metrics::gauge::Gauge);
+
+impl Open {
+    fn new(metrics: &Metrics) -> Open {
+        metrics.connections_accepted.inc();
+        metrics.connections_open.inc();
+        Open(metrics.connections_open.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -401,10 +436,12 @@ impl Connection {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     debug!(%peer, "TLS handshake failed: {e}");
+                    self.runtime.shared.metrics.handshake_failures.inc();
                     return;
                 }
                 Err(_) => {
                     debug!(%peer, "TLS handshake timed out");
+                    self.runtime.shared.metrics.handshake_failures.inc();
                     return;
                 }
             };

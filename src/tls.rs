@@ -205,3 +205,9 @@ pub fn subject_cn(cert: &CertificateDer<'_>) -> Option<String> {
     let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?;
     (!cn.is_empty()).then(|| cn.to_string())
 }
+
+/// `notAfter` of a certificate, Unix seconds (`None` if it does not parse).
+pub fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}

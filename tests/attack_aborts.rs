@@ -103,7 +103,8 @@ async fn aborted_requests_leave_nothing_behind() {
     // Warm up: both protocols once, so the pools exist before the baseline.
     honest_throughput(&site, &server, Protocol::Http1, Duration::from_millis(300)).await;
     honest_throughput(&site, &server, Protocol::Http2, Duration::from_millis(300)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The warm-up's connections closed: the server's fds are back at rest.
+    server.wait_quiet(Duration::from_secs(10));
     let (fds_before, threads_before) = (fd_count(pid), thread_count(pid));
 
     let (s2, addr) = (site.clone(), server.addr);

@@ -213,9 +213,9 @@ fn a_wrong_expect_exits_2_before_any_content_request() {
     assert!(r.err.contains("/pub/app.bin"), "{}", r.err);
     assert!(!out.exists());
     assert!(!site.path("app.bin.part").exists());
-    // Give the server a moment to write its access log, then check that the
-    // manifest was the only request for the file.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Once the server has closed the client's connections, its access log
+    // is complete: the manifest was the only request for the file.
+    server.wait_quiet(std::time::Duration::from_secs(10));
     let log = server.log();
     let reqs = requests_for(&log, "/pub/app.bin");
     assert_eq!(reqs.len(), 1, "{log}");
@@ -338,7 +338,7 @@ fn clear_errors_for_missing_files_bad_destinations_and_untrusted_servers() {
     );
     assert_eq!(r.code, 1, "{}", r.err);
     assert!(r.err.contains("no/such/dir"), "{}", r.err);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.wait_quiet(std::time::Duration::from_secs(10));
     assert_eq!(requests_for(&server.log(), "/pub/app.bin").len(), before);
 
     // A server whose certificate does not chain to --cacert: TLS error, exit 3, no retries.

@@ -127,7 +127,7 @@ fn a_signed_package_is_fetched_whole_and_verified() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("signature does not verify"), "{err}");
     assert!(!dest2.join("setup.exe").exists());
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.wait_quiet(std::time::Duration::from_secs(10));
     let after = server
         .log()
         .lines()

@@ -105,7 +105,7 @@ fn a_killed_fetch_resumes_fetching_only_the_missing_chunks() {
     let out = site.path("big.bin");
     let done = fetch_and_kill(&site, &server, &out, CHUNKS / 4);
     assert!(done.len() < CHUNKS, "killed before the end");
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_quiet(Duration::from_secs(10));
     let before = ranged_requests(&server);
 
     // Damage one verified chunk on disk: the rerun must notice and fetch it again.
@@ -130,7 +130,7 @@ fn a_killed_fetch_resumes_fetching_only_the_missing_chunks() {
         Some(CHUNKS as u64 - resumed),
         "{v}"
     );
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_quiet(Duration::from_secs(10));
     assert_eq!(
         ranged_requests(&server) - before,
         CHUNKS - resumed as usize,

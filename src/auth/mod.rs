@@ -151,6 +151,56 @@ pub struct AuthStats {
     pub waiting: usize,
 }
 
+/// A lock-out or account guard as it starts, for a [`LockoutHook`]. Never a password; a
+/// user name only when the account exists.
+#[derive(Debug)]
+pub enum Lockout<'a> {
+    /// A client failed too often: its Basic attempts are refused for `duration`.
+    Client {
+        /// The request's peer.
+        peer: IpAddr,
+        /// What is locked out: the IPv4 address or the IPv6 /64.
+        client: &'a str,
+        /// Failures counted in the window.
+        failures: u32,
+        /// How long it lasts.
+        duration: Duration,
+    },
+    /// An account failed too often: clients that have failed may not try it for `duration`.
+    Account {
+        /// The peer whose failure started it.
+        peer: IpAddr,
+        /// The account's name, if it exists.
+        user: Option<&'a str>,
+        /// Failures counted in the window.
+        failures: u32,
+        /// How long it lasts.
+        duration: Duration,
+    },
+}
+
+/// Told of each lock-out and account guard as it starts. The server counts them in its
+/// metrics and writes them to the audit log through this.
+#[derive(Clone)]
+pub struct LockoutHook(Arc<dyn Fn(&Lockout<'_>) + Send + Sync>);
+
+impl LockoutHook {
+    /// A hook that calls `f`.
+    pub fn new(f: impl Fn(&Lockout<'_>) + Send + Sync + 'static) -> Self {
+        LockoutHook(Arc::new(f))
+    }
+
+    fn tell(&self, lockout: &Lockout<'_>) {
+        (self.0)(lockout)
+    }
+}
+
+impl fmt::Debug for LockoutHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LockoutHook")
+    }
+}
+
 /// Verifies Basic credentials with argon2id, caching successful verifications briefly.
 #[derive(Debug)]
 pub struct Authenticator {
@@ -199,7 +249,17 @@ impl Authenticator {
     /// The same authenticator with other failure-throttling settings (for clients and
     /// accounts alike).
     pub fn with_throttle(mut self, settings: ThrottleSettings) -> Self {
+        let hook = self.policy.on_lockout.get().cloned();
         self.policy = Arc::new(Policy::new(settings, self.clock.clone()));
+        if let Some(hook) = hook {
+            let _ = self.policy.on_lockout.set(hook);
+        }
+        self
+    }
+
+    /// The same authenticator, telling `hook` of every lock-out and account guard.
+    pub fn with_lockout_hook(self, hook: LockoutHook) -> Self {
+        let _ = self.policy.on_lockout.set(hook);
         self
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::account::{AccountGuard, Running};
 use super::keys::{AccountKey, ClientKey};
 use super::throttle::{FailureTable, Strike, ThrottleSettings};
-use super::{AuthError, Clock};
+use super::{AuthError, Clock, Lockout, LockoutHook};
 
 /// Who is trying which account.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +59,8 @@ pub(super) struct Policy {
     accounts: Arc<AccountGuard>,
     clock: Clock,
     pub stats: PolicyStats,
+    /// Told of each lock-out and guard (set once, by the server).
+    pub on_lockout: std::sync::OnceLock<LockoutHook>,
 }
 
 impl Policy {
@@ -69,6 +71,7 @@ impl Policy {
             accounts: AccountGuard::new(settings),
             clock,
             stats: PolicyStats::default(),
+            on_lockout: std::sync::OnceLock::new(),
         }
     }
 
@@ -130,6 +133,14 @@ impl Policy {
                 "too many failed Basic authentications at one account: account guarded \
                  (clients that have failed may not try it)"
             );
+            if let Some(hook) = self.on_lockout.get() {
+                hook.tell(&Lockout::Account {
+                    peer: a.peer,
+                    user,
+                    failures: g.failures,
+                    duration: g.duration,
+                });
+            }
         }
     }
 
@@ -153,6 +164,14 @@ impl Policy {
             strike = l.strike,
             "too many failed Basic authentications: client locked out"
         );
+        if let Some(hook) = self.on_lockout.get() {
+            hook.tell(&Lockout::Client {
+                peer: a.peer,
+                client: &a.client.to_string(),
+                failures: l.failures,
+                duration: l.duration,
+            });
+        }
     }
 
     /// (clients, accounts) with recent failures being tracked.

@@ -2,7 +2,7 @@
 //! ended; the record is written when the body is dropped.
 
 use super::{BodyError, StopReason};
-use crate::logging::AccessLog;
+use crate::logging::{AccessLog, CutKind};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use std::pin::Pin;
@@ -28,8 +28,18 @@ impl<B: StopReason> Drop for Logged<B> {
         // again: its connection is closed and the body dropped. Record it as
         // the cut it is, not as a client that went away.
         if let Some(why) = self.inner.stop_reason() {
-            self.log.cut_if_unfinished(why);
+            self.log.cut_if_unfinished(CutKind::Revoked, why);
         }
+    }
+}
+
+/// What kind of cut a body error is, for the metrics.
+fn cut_kind(e: &BodyError) -> CutKind {
+    match e {
+        BodyError::Cut(_) => CutKind::Revoked,
+        BodyError::Integrity { .. } => CutKind::Integrity,
+        BodyError::Changed => CutKind::Changed,
+        BodyError::Io(_) | BodyError::Truncated { .. } | BodyError::Busy => CutKind::Error,
     }
 }
 
@@ -51,8 +61,8 @@ where
                 let n = frame.data_ref().map_or(0, Bytes::len);
                 this.log.add_bytes(n as u64);
             }
-            Some(Err(BodyError::Cut(why))) => this.log.cut(why.clone()),
-            Some(Err(e)) => this.log.cut(e.to_string()),
+            Some(Err(BodyError::Cut(why))) => this.log.cut(CutKind::Revoked, why.clone()),
+            Some(Err(e)) => this.log.cut(cut_kind(e), e.to_string()),
             None => {}
         }
         // hyper stops polling once the exact size hint is reached, so the

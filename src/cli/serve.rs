@@ -25,10 +25,9 @@ impl ConfigArg {
 pub fn run(args: ConfigArg) -> Result<(), Failure> {
     distpoint::logging::init();
     let choice = args.choose()?;
-    tracing::info!("{}", choice.describe());
     // Before the runtime starts its threads: the sandbox covers them all.
-    let sandbox =
-        distpoint::server::prepare(&choice.path).map_err(|e| Failure::usage(e.to_string()))?;
+    let sandbox = distpoint::server::prepare(&choice.path, &choice.describe())
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let rt = runtime()?;
     rt.block_on(distpoint::server::run(&choice.path, sandbox))
         .map_err(|e| Failure::usage(e.to_string()))

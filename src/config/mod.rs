@@ -5,14 +5,18 @@
 //! `Config`, so a broken edit can never replace a good running config.
 
 mod error;
+mod observe;
 mod raw;
 pub mod upstream;
 
 pub use error::{line_col, ConfigError};
 pub use upstream::{Upstream, Window};
+pub use observe::{MetricsSettings, DEFAULT_METRICS_URL, MAX_RETENTION_DAYS};
 
+use crate::audit::AuditSettings;
 use crate::auth::{self, Directory, PrincipalRef};
 use crate::integrity::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use crate::logging::LogFormat;
 use crate::tls::{TlsSettings, TlsVersion};
 use crate::vpath::{Integrity, Verify, Vpath, VpathTable};
 use raw::RawConfig;
@@ -38,6 +42,12 @@ pub struct Config {
     pub vpaths: VpathTable,
     /// Replica paths (`[vpath.upstream]`), by their configured URL.
     pub upstreams: BTreeMap<String, std::sync::Arc<Upstream>>,
+    /// `[metrics]`: served when present.
+    pub metrics: Option<MetricsSettings>,
+    /// `[audit]`: written when present.
+    pub audit: Option<AuditSettings>,
+    /// `[log] format`.
+    pub log_format: LogFormat,
 }
 
 /// `[server]`, validated.
@@ -184,23 +194,29 @@ impl Config {
                     u.interval.as_secs()
                 );
             }
-            if vp.anonymous {
-                let _ = writeln!(out, "  readable by: anyone (anonymous = true)");
-            } else {
-                let who: Vec<String> = self
-                    .directory
-                    .expand(&vp.allow)
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect();
-                let who = if who.is_empty() {
-                    "nobody (allow is empty)".to_string()
-                } else {
-                    who.join(", ")
-                };
-                let _ = writeln!(out, "  readable by: {who}");
-            }
+            let _ = writeln!(
+                out,
+                "  readable by: {}",
+                self.readers(vp.anonymous, &vp.allow)
+            );
         }
+        if let Some(m) = &self.metrics {
+            let _ = writeln!(out, "metrics: {}", m.url);
+            let _ = writeln!(
+                out,
+                "  readable by: {}",
+                self.readers(m.anonymous, &m.allow)
+            );
+        }
+        if let Some(a) = &self.audit {
+            let _ = writeln!(
+                out,
+                "audit log: {} (kept {} days)",
+                a.dir.display(),
+                a.retention_days
+            );
+        }
+        let _ = writeln!(out, "log format: {}", self.log_format.as_str());
         if self.tls.dev_certs_missing() {
             let _ = writeln!(
                 out,
@@ -212,10 +228,28 @@ impl Config {
 }
 
 impl Config {
+    /// Who may read a path with these rules, in words.
+    fn readers(&self, anonymous: bool, allow: &[PrincipalRef]) -> String {
+        if anonymous {
+            return "anyone (anonymous = true)".into();
+        }
+        let who: Vec<String> = self
+            .directory
+            .expand(allow)
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        if who.is_empty() {
+            "nobody (allow is empty)".to_string()
+        } else {
+            who.join(", ")
+        }
+    }
+
     /// What the server needs once it runs: read beneath every served folder,
     /// the config's and the TLS files' folders and the publisher keys, plus
     /// the few system files name and memory lookups read; write beneath
-    /// `state_dir`.
+    /// `state_dir` and the audit folder.
     pub fn sandbox_rules(&self) -> crate::sandbox::Rules {
         let parent = |p: &Path| p.parent().map(Path::to_path_buf);
         let t = &self.tls;
@@ -266,6 +300,7 @@ impl Config {
         }
         read.sort();
         read.dedup();
+        write.extend(self.audit.as_ref().map(|a| a.dir.clone()));
         crate::sandbox::Rules { read, write }
     }
 
@@ -302,6 +337,17 @@ impl Config {
                     ));
                 }
             }
+        }
+        match &self.metrics {
+            Some(m) if m.anonymous => out.push(format!(
+                "{}: metrics are anonymous: anyone who reaches the port can read them",
+                m.url
+            )),
+            Some(m) if m.allow.is_empty() => out.push(format!(
+                "{}: metrics have an empty allow list: nobody can read them",
+                m.url
+            )),
+            _ => {}
         }
         out
     }
@@ -378,6 +424,9 @@ impl Validator<'_> {
         let tls = self.tls(raw.tls)?;
         let directory = self.directory(&raw.users, &raw.groups)?;
         let (vpaths, upstreams) = self.vpaths(&raw.vpath, &directory)?;
+        let metrics = self.metrics(raw.metrics, &directory, &vpaths)?;
+        let audit = self.audit(raw.audit, &server.state_dir)?;
+        let log_format = self.log(raw.log)?;
         Ok(Config {
             path: self.path.to_path_buf(),
             server,
@@ -385,6 +434,9 @@ impl Validator<'_> {
             directory,
             vpaths,
             upstreams,
+            metrics,
+            audit,
+            log_format,
         })
     }
 
@@ -610,23 +662,7 @@ impl Validator<'_> {
                     return Err(self.err(v.dir.span(), format!("dir {}: {e}", dir_path.display())))
                 }
             }
-            let mut allow = Vec::new();
-            for a in &v.allow {
-                let r: PrincipalRef = a
-                    .get_ref()
-                    .parse()
-                    .map_err(|e| self.err(a.span(), format!("{e}")))?;
-                match &r {
-                    PrincipalRef::User(u) if !dir.has_user(u) => {
-                        return Err(self.err(a.span(), format!("allow names unknown user {u:?}")))
-                    }
-                    PrincipalRef::Group(g) if !dir.has_group(g) => {
-                        return Err(self.err(a.span(), format!("allow names unknown group {g:?}")))
-                    }
-                    _ => {}
-                }
-                allow.push(r);
-            }
+            let allow = self.allow_list(&v.allow, dir)?;
             let chunk_size = match &v.chunk_size {
                 None => DEFAULT_CHUNK_SIZE,
                 Some(c) if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(c.get_ref()) => *c.get_ref(),

@@ -24,6 +24,15 @@ pub struct RawConfig {
     /// `[[vpath]]`
     #[serde(default)]
     pub vpath: Vec<Spanned<RawVpath>>,
+    /// `[metrics]`
+    #[serde(default)]
+    pub metrics: Option<Spanned<RawMetrics>>,
+    /// `[audit]`
+    #[serde(default)]
+    pub audit: Option<Spanned<RawAudit>>,
+    /// `[log]`
+    #[serde(default)]
+    pub log: Option<Spanned<RawLog>>,
 }
 
 /// `[server]`
@@ -171,4 +180,40 @@ pub struct RawUpstream {
     /// A prestaged copy of the package (removable media).
     #[serde(default)]
     pub seed: Option<Spanned<String>>,
+}
+
+/// `[metrics]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// The URL the metrics are served at.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Principals that may read them.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// Serve them without credentials.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// `[audit]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Folder of the daily files, relative to `state_dir` unless absolute.
+    #[serde(default)]
+    pub dir: Option<Spanned<String>>,
+    /// Days a file is kept.
+    #[serde(default)]
+    pub retention_days: Option<Spanned<u64>>,
+}
+
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// "text" or "json".
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
 }

@@ -217,6 +217,86 @@ fn warnings_name_what_validates_but_exposes_more_than_meant() {
 }
 
 #[test]
+fn metrics_audit_and_log_sections_validate_with_positions() {
+    let f = Fixture::new();
+    let c = f.parse(&with("")).unwrap();
+    assert!(c.metrics.is_none() && c.audit.is_none());
+    assert_eq!(c.log_format, LogFormat::Text);
+
+    let c = f
+        .parse(&with(
+            "[metrics]\nallow = [\"cert:prometheus\"]\n[audit]\n[log]\nformat = \"json\"\n",
+        ))
+        .unwrap();
+    let m = c.metrics.as_ref().unwrap();
+    assert_eq!(m.url, DEFAULT_METRICS_URL);
+    assert!(!m.anonymous);
+    let a = c.audit.as_ref().unwrap();
+    assert_eq!(a.dir, c.server.state_dir.join("audit"));
+    assert_eq!(a.retention_days, 30);
+    assert_eq!(c.log_format, LogFormat::Json);
+    let abs = f.dir.path().join("elsewhere");
+    let c = f
+        .parse(&with(&format!(
+            "[audit]\ndir = {:?}\nretention_days = 7\n",
+            abs.to_str().unwrap()
+        )))
+        .unwrap();
+    assert_eq!(c.audit.unwrap().dir, abs, "an absolute dir stays");
+
+    for (body, at, says) in [
+        ("[metrics]\nurl = \"metrics\"\n", "8:7:", "absolute path"),
+        ("[metrics]\nurl = \"/m?x=1\"\n", "8:7:", "no query"),
+        ("[metrics]\nurl = \"/a/../m\"\n", "8:7:", "'..'"),
+        ("[metrics]\nurl = \"/a%2fb\"\n", "8:7:", "escapes"),
+        (
+            "[metrics]\nallow = [\"user:nobody\"]\n",
+            "8:10:",
+            "unknown user",
+        ),
+        ("[metrics]\nanonymus = true\n", "8:1:", "anonymus"),
+        (
+            "[audit]\nretention_days = 0\n",
+            "8:18:",
+            "between 1 and 3650",
+        ),
+        ("[audit]\ndir = \"\"\n", "8:7:", "must not be empty"),
+        ("[log]\nformat = \"xml\"\n", "8:10:", "\"text\" or \"json\""),
+    ] {
+        let e = err(&f, &with(body));
+        assert!(e.contains(&format!("distpoint.toml:{at}")), "{body}: {e}");
+        assert!(e.contains(says), "{body}: {e}");
+    }
+    let e = err(
+        &f,
+        &with("[[vpath]]\nurl = \"/m\"\ndir = \"content\"\n[metrics]\nurl = \"/m\"\n"),
+    );
+    assert!(
+        e.contains("distpoint.toml:11:7:") && e.contains("also a vpath url"),
+        "{e}"
+    );
+}
+
+#[test]
+fn anonymous_or_unreadable_metrics_are_warned_about() {
+    let f = Fixture::new();
+    let c = f.parse(&with("[metrics]\nanonymous = true\n")).unwrap();
+    assert!(c
+        .warnings()
+        .iter()
+        .any(|w| w.contains("metrics are anonymous")));
+    let c = f.parse(&with("[metrics]\n")).unwrap();
+    assert!(c
+        .warnings()
+        .iter()
+        .any(|w| w.contains("nobody can read them")));
+    let c = f
+        .parse(&with("[metrics]\nallow = [\"cert:prometheus\"]\n"))
+        .unwrap();
+    assert!(c.warnings().is_empty());
+}
+
+#[test]
 fn public_url_is_https_host_and_port_only() {
     let f = Fixture::new();
     for good in [

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod chunker;
+pub mod counters;
 mod error;
 pub mod hashing;
 pub mod keys;
@@ -23,11 +24,13 @@ pub mod store;
 pub mod verify;
 
 pub use chunker::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+pub use counters::Counters;
 pub use error::IntegrityError;
 pub use manifest::{
     hex, parse_digest, sha256, Digest, FileManifest, ManifestError, PackageEntry, PackageManifest,
 };
 
+use crate::audit::Audit;
 use crate::http::Validators;
 use crate::resolve::{FileIdentity, ResolvedFile};
 use crate::vpath::{Integrity, Vpath};
@@ -53,6 +56,8 @@ pub struct IntegrityState {
     pub quarantine: Arc<Quarantine>,
     /// The `Last-Modified` given to each path's content (never backwards).
     pub modified: LastModified,
+    /// Chunks verified and refused, files quarantined.
+    pub counters: Counters,
 }
 
 /// A file ready to be served: its manifest, the identity of the version
@@ -86,14 +91,18 @@ pub fn repr_digest(m: &FileManifest) -> String {
 
 impl IntegrityState {
     /// State persisting under `state_dir`, keeping at most `cache_bytes` of
-    /// verified chunks in memory.
-    pub fn new(state_dir: &Path, cache_bytes: u64) -> Self {
+    /// verified chunks in memory, counting into `counters`; quarantines and
+    /// their release go to `audit`.
+    pub fn new(state_dir: &Path, cache_bytes: u64, counters: Counters, audit: Audit) -> Self {
+        let quarantine =
+            Quarantine::load(state_dir).observed(audit, counters.quarantined_files.clone());
         IntegrityState {
             store: Arc::new(AutoStore::new(state_dir)),
             cache: Arc::new(ChunkCache::new(cache_bytes)),
             packages: Arc::default(),
-            quarantine: Arc::new(Quarantine::load(state_dir)),
+            quarantine: Arc::new(quarantine),
             modified: LastModified::load(state_dir),
+            counters,
         }
     }
 
@@ -157,6 +166,10 @@ impl IntegrityState {
             self.cache.clone(),
             trust,
             label.to_string(),
+        )
+        .counting(
+            self.counters.chunks_verified.clone(),
+            self.counters.refused_on(&vpath.url),
         );
         Ok(Prepared {
             validators: Validators {

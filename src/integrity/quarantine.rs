@@ -18,7 +18,9 @@
 //! guessing from which of its requests were refused.
 
 use super::{hex, parse_digest, Digest};
+use crate::audit::{Audit, Event};
 use crate::resolve::FileIdentity;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,10 @@ pub struct Quarantine {
     files: Mutex<HashMap<PathBuf, Record>>,
     /// Where the set is persisted (`None`: memory only).
     file: Option<PathBuf>,
+    /// Quarantines and releases are audit events.
+    audit: Audit,
+    /// The number of files quarantined now.
+    count: Gauge,
 }
 
 /// One persisted record.
@@ -152,7 +158,18 @@ impl Quarantine {
         Quarantine {
             files: Mutex::new(saved.iter().filter_map(Saved::record).collect()),
             file: Some(file),
+            audit: Audit::default(),
+            count: Gauge::default(),
         }
+    }
+
+    /// The same set, writing quarantines and releases to `audit` and keeping
+    /// `count` at the number of files quarantined.
+    pub fn observed(mut self, audit: Audit, count: Gauge) -> Self {
+        count.set(crate::sync::lock(&self.files).len() as i64);
+        self.audit = audit;
+        self.count = count;
+        self
     }
 
     fn save(&self, files: &HashMap<PathBuf, Record>) {
@@ -198,7 +215,19 @@ impl Quarantine {
             chunk,
         };
         if old != Some(record) {
+            let new_finding = !matches!(old, Some(o) if o.identity == identity && o.root == root);
+            if new_finding {
+                self.audit.record(Event::Quarantined {
+                    file: path.display().to_string(),
+                    chunk,
+                    reason: match chunk {
+                        Some(k) => format!("chunk {k} does not match the published manifest"),
+                        None => "the file does not match the published manifest".into(),
+                    },
+                });
+            }
             files.insert(path, record);
+            self.count.set(files.len() as i64);
             self.save(&files);
         }
         chunk
@@ -214,6 +243,10 @@ impl Quarantine {
         let mut files = crate::sync::lock(&self.files);
         let removed = files.remove(path).is_some();
         if removed {
+            self.audit.record(Event::QuarantineReleased {
+                file: path.display().to_string(),
+            });
+            self.count.set(files.len() as i64);
             self.save(&files);
         }
         removed

@@ -19,6 +19,7 @@ use crate::body::{read_exact_at, BlockSource, BodyError};
 use crate::resolve::FileIdentity;
 use crate::vpath::Verify;
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,10 @@ pub struct VerifiedFile {
     trust: Trust,
     /// URL path, for logs.
     label: String,
+    /// Chunks hashed and found to match.
+    verified: Counter,
+    /// Chunks that did not match (and were not sent).
+    refused: Counter,
 }
 
 impl VerifiedFile {
@@ -74,7 +79,17 @@ impl VerifiedFile {
             cache,
             trust,
             label,
+            verified: Counter::default(),
+            refused: Counter::default(),
         }
+    }
+
+    /// The same file, counting verified chunks into `verified` and
+    /// mismatches into `refused`.
+    pub fn counting(mut self, verified: Counter, refused: Counter) -> Self {
+        self.verified = verified;
+        self.refused = refused;
+        self
     }
 
     fn fstat(&self) -> Result<FileIdentity, BodyError> {
@@ -87,6 +102,7 @@ impl VerifiedFile {
 
     /// A chunk did not match: act by mode and return the body error.
     fn mismatch(&self, chunk: u64, now: FileIdentity) -> BodyError {
+        self.refused.inc();
         match &self.trust {
             Trust::Auto { store } => {
                 warn!(
@@ -174,6 +190,7 @@ impl BlockSource for VerifiedFile {
         let Some(verified) = Verified::check(data, digest) else {
             return Err(self.mismatch(chunk, self.fstat().unwrap_or(before)));
         };
+        self.verified.inc();
         if self.verify == Verify::Cached {
             self.cache.insert(&verified);
         }

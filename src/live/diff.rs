@@ -4,7 +4,7 @@
 //! as "password changed".
 
 use crate::auth::PrincipalRef;
-use crate::config::Config;
+use crate::config::{Config, MetricsSettings};
 use crate::vpath::Vpath;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +28,7 @@ impl ConfigDiff {
         d.paths(old, new);
         d.directory(old, new);
         d.server(old, new);
+        d.operations(old, new);
         if old.tls != new.tls {
             d.tls_changed = true;
             d.applied.push("tls settings changed".into());
@@ -124,6 +125,41 @@ impl ConfigDiff {
             ));
         }
     }
+}
+
+impl ConfigDiff {
+    /// `[metrics]` and `[log]` apply at once; `[audit]` after a restart.
+    fn operations(&mut self, old: &Config, new: &Config) {
+        match (&old.metrics, &new.metrics) {
+            (None, Some(m)) => self.applied.push(format!("metrics added: {}", metrics(m))),
+            (Some(_), None) => self.applied.push("metrics removed".into()),
+            (Some(a), Some(b)) if a != b => {
+                self.applied
+                    .push(format!("metrics changed: {} -> {}", metrics(a), metrics(b)))
+            }
+            _ => {}
+        }
+        if old.log_format != new.log_format {
+            self.applied.push(format!(
+                "log.format {} -> {}",
+                old.log_format.as_str(),
+                new.log_format.as_str()
+            ));
+        }
+        if old.audit != new.audit {
+            self.need_restart
+                .push("[audit] changed; it applies after distpoint is restarted".into());
+        }
+    }
+}
+
+fn metrics(m: &MetricsSettings) -> String {
+    format!(
+        "url {}, anonymous {}, allow {}",
+        m.url,
+        m.anonymous,
+        list(&m.allow)
+    )
 }
 
 fn list(refs: &[PrincipalRef]) -> String {

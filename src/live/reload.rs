@@ -6,7 +6,9 @@
 //! old config or the new one, never a mix.
 
 use super::diff::ConfigDiff;
+use crate::audit::Event;
 use crate::config::Config;
+use crate::state::certs::TlsChange;
 use crate::state::Runtime;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,21 +58,27 @@ async fn apply_config(state: &Runtime, why: &str, since: Instant) -> Outcome {
         Ok(Ok(config)) => config,
         Ok(Err(e)) => {
             error!(target: "distpoint::live", "config change rejected, the running config stays: {e}");
-            return Outcome::Rejected;
+            return rejected(state, e.to_string());
         }
         Err(e) => {
             error!(target: "distpoint::live", "config reload failed: {e}");
-            return Outcome::Rejected;
+            return rejected(state, e.to_string());
         }
     };
     let old = state.shared.config.load_full();
     let diff = ConfigDiff::between(&old, &new);
     if diff.tls_changed {
-        if let Err(e) = state.tls.reload(&new.tls) {
-            error!(target: "distpoint::live",
-                "config change rejected, the running config stays: TLS material unusable: {e}");
-            return Outcome::Rejected;
+        match state.tls.reload(&new.tls) {
+            Ok(change) => tls_changed(state, &change),
+            Err(e) => {
+                error!(target: "distpoint::live",
+                    "config change rejected, the running config stays: TLS material unusable: {e}");
+                return rejected(state, format!("TLS material unusable: {e}"));
+            }
         }
+    }
+    if old.log_format != new.log_format {
+        crate::logging::set_format(new.log_format);
     }
     let new = Arc::new(new);
     state.shared.config.store(new.clone());
@@ -110,6 +118,13 @@ async fn apply_config(state: &Runtime, why: &str, since: Instant) -> Outcome {
     for line in &cut {
         info!(target: "distpoint::live", "cut running transfer: {line}");
     }
+    state.shared.metrics.reload("config", "applied");
+    if !diff.is_empty() {
+        state.shared.audit.record(Event::ConfigChanged {
+            changes: diff.applied.clone(),
+            restart_needed: diff.need_restart.clone(),
+        });
+    }
     Outcome::Applied {
         changes: diff.applied.len(),
         cut: cut.len(),
@@ -129,8 +144,44 @@ pub fn reload_tls(state: &Runtime, why: &str) {
             if change.verifier {
                 info!(target: "distpoint::live", "TLS client CA reloaded ({why})");
             }
+            state.shared.metrics.reload("tls", "applied");
+            tls_changed(state, &change);
         }
-        Err(e) => error!(target: "distpoint::live",
-            "TLS reload failed, the old certificate stays in force ({why}): {e}"),
+        Err(e) => {
+            error!(target: "distpoint::live",
+                "TLS reload failed, the old certificate stays in force ({why}): {e}");
+            state.shared.metrics.reload("tls", "rejected");
+            state.shared.audit.record(Event::TlsReloadFailed {
+                reason: e.to_string(),
+            });
+        }
     }
+}
+
+/// Count and audit a config that stays out of force.
+fn rejected(state: &Runtime, reason: String) -> Outcome {
+    state.shared.metrics.reload("config", "rejected");
+    state.shared.audit.record(Event::ConfigRejected { reason });
+    Outcome::Rejected
+}
+
+/// New TLS material is in force: the expiry metric follows the certificate,
+/// and the audit log records what changed.
+fn tls_changed(state: &Runtime, change: &TlsChange) {
+    if let Some(fp) = &change.new_cert {
+        state.publish_cert_expiry();
+        state.shared.audit.record(Event::CertificateReloaded {
+            fingerprint: fp.clone(),
+            not_after: state.tls.not_after().and_then(rfc3339),
+        });
+    }
+    if change.verifier {
+        state.shared.audit.record(Event::ClientCaReloaded {});
+    }
+}
+
+fn rfc3339(unix: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }

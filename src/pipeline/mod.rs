@@ -1,5 +1,7 @@
 //! The request pipeline, in the order the README's "HTTP behaviour" fixes:
 //! route → authenticate → authorize → resolve → conditionals → range → body.
+//! The metrics page is one more route: authenticated and authorized the same
+//! way, then rendered.
 //!
 //! Each step is one call in [`serve`], so the whole order of checks reads at
 //! once. Every step returns a typed error; [`RequestError::into_response`]
@@ -10,6 +12,8 @@
 //! not a socket, so tests drive it in-process with `Request::builder()`.
 
 mod documents;
+mod metrics;
+mod refusal;
 mod respond;
 
 #[cfg(test)]
@@ -18,9 +22,9 @@ mod tests;
 pub use documents::Query;
 pub use respond::{decide, Answer};
 
-use crate::auth::Identity;
+use crate::auth::{Identity, PrincipalRef};
 use crate::body::{Cuttable, Logged, ResponseBody};
-use crate::config::Config;
+use crate::config::{Config, MetricsSettings};
 use crate::error::RequestError;
 use crate::logging::AccessLog;
 use crate::resolve::{self, OpenFiles, ResolvedFile};
@@ -43,13 +47,15 @@ pub async fn handle<B>(
         http::Version::HTTP_2 => "h2",
         _ => "h1",
     };
-    let mut log = AccessLog::new(conn.peer, proto, req.method(), req.uri().path());
+    let mut log = AccessLog::new(conn.peer, proto, req.method(), req.uri().path())
+        .observed(state.tally(proto));
     // One snapshot for the whole request: it sees the old config or the new one, never a mix.
     let config = state.config.load_full();
     let head_only = req.method() == Method::HEAD;
     let (mut response, refusal) = match serve(&state, &config, &conn, &req, &mut log).await {
         Ok(response) => (response, None),
         Err(e) => {
+            refusal::record(&state, &conn, &req, log.principal_name(), &e);
             let response = e.into_response(head_only).map(Cuttable::never);
             (response, Some(e.to_string()))
         }
@@ -72,11 +78,8 @@ async fn serve<B>(
 ) -> Result<Response<Cuttable<ResponseBody>>, RequestError> {
     let method = allowed_method(req.method())?;
     single_headers(req)?;
-    let target = Target::of(req.uri())?;
-    let (vpath, rest) = config
-        .vpaths
-        .route(&target.segments)
-        .ok_or(RequestError::NoRoute)?;
+    let route = Route::of(config, req.uri())?;
+    log.route(route.url());
     let identity = state
         .auth
         .authenticate(
@@ -87,8 +90,13 @@ async fn serve<B>(
         )
         .await?;
     log.principal(identity.to_string());
-    authorize(config, vpath, &identity)?;
+    authorize(config, route.access(), &identity)?;
     let head = method == Method::HEAD;
+    let (target, vpath) = match route {
+        Route::Metrics(_) => return Ok(metrics::page(&state.metrics, req.headers(), head)?),
+        Route::Content(target, vpath) => (target, vpath),
+    };
+    let rest = target.below(vpath);
     // The content as of now: for a replica, the version taken once here is
     // the folder of both the package manifest and the file.
     let served = state.replicas.content(vpath);
@@ -126,6 +134,46 @@ async fn serve<B>(
     Ok(response.map(|body| Cuttable::new(body, transfer)))
 }
 
+/// Where a request goes.
+enum Route<'c> {
+    /// The metrics page (`[metrics] url`, matched exactly).
+    Metrics(&'c MetricsSettings),
+    /// A file or document under a virtual path.
+    Content(Target, &'c Arc<Vpath>),
+}
+
+impl<'c> Route<'c> {
+    /// The metrics URL first (exactly as sent: it never reaches the file
+    /// system), then the longest vpath prefix of the decoded path.
+    fn of(config: &'c Config, uri: &http::Uri) -> Result<Route<'c>, RequestError> {
+        if let Some(m) = config.metrics.as_ref().filter(|m| m.url == uri.path()) {
+            return Ok(Route::Metrics(m));
+        }
+        let target = Target::of(uri)?;
+        let (vpath, _) = config
+            .vpaths
+            .route(&target.segments)
+            .ok_or(RequestError::NoRoute)?;
+        Ok(Route::Content(target, vpath))
+    }
+
+    /// The configured URL routed to (the metrics' path label).
+    fn url(&self) -> &str {
+        match self {
+            Route::Metrics(m) => &m.url,
+            Route::Content(_, vpath) => &vpath.url,
+        }
+    }
+
+    /// Whether it is anonymous, and who may read it otherwise.
+    fn access(&self) -> (bool, &[PrincipalRef]) {
+        match self {
+            Route::Metrics(m) => (m.anonymous, &m.allow),
+            Route::Content(_, vpath) => (vpath.anonymous, &vpath.allow),
+        }
+    }
+}
+
 /// What the request URI names: decoded path segments and the query.
 struct Target {
     segments: Vec<String>,
@@ -135,6 +183,11 @@ struct Target {
 }
 
 impl Target {
+    /// The segments below `vpath` (which it was routed to).
+    fn below(&self, vpath: &Vpath) -> &[String] {
+        &self.segments[vpath.segments.len()..]
+    }
+
     fn of(uri: &http::Uri) -> Result<Target, RequestError> {
         let query = Query::of(uri.query());
         let raw = uri.path();
@@ -185,14 +238,18 @@ fn single_headers<B>(req: &Request<B>) -> Result<(), RequestError> {
 }
 
 /// Anonymous only where the path says so; otherwise the principal must be allowed.
-fn authorize(config: &Config, vpath: &Vpath, identity: &Identity) -> Result<(), RequestError> {
-    if vpath.anonymous {
+fn authorize(
+    config: &Config,
+    (anonymous, allow): (bool, &[PrincipalRef]),
+    identity: &Identity,
+) -> Result<(), RequestError> {
+    if anonymous {
         return Ok(());
     }
     if identity.is_anonymous() {
         return Err(RequestError::NoCredentials);
     }
-    if config.directory.is_allowed(identity, &vpath.allow) {
+    if config.directory.is_allowed(identity, allow) {
         Ok(())
     } else {
         Err(RequestError::NotAllowed)

@@ -8,6 +8,8 @@ use http_body_util::BodyExt;
 use std::fs;
 use std::net::SocketAddr;
 
+mod observe;
+
 struct Fixture {
     dir: tempfile::TempDir,
     state: Arc<ServerState>,
@@ -39,9 +41,18 @@ impl Fixture {
     }
 
     async fn get(&self, req: http::request::Builder) -> (StatusCode, HeaderMap, Vec<u8>) {
+        self.get_as(req, None).await
+    }
+
+    /// The same from a connection that showed a client certificate with `cert_cn`.
+    async fn get_as(
+        &self,
+        req: http::request::Builder,
+        cert_cn: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
         let conn = Arc::new(ConnInfo::new(
             SocketAddr::from(([127, 0, 0, 1], 40000)),
-            None,
+            cert_cn.map(str::to_string),
         ));
         let resp = handle(self.state.clone(), conn, req.body(()).unwrap())
             .await

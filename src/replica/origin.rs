@@ -57,12 +57,12 @@ impl Traffic {
     }
 }
 
-/// The sources of `upstream`, in its order; those that cannot even be
-/// addressed (a name that does not resolve) come back as messages.
-pub fn open(
-    upstream: &Upstream,
-    traffic: &Traffic,
-) -> Result<(Vec<Arc<dyn Origin>>, Vec<String>), SyncError> {
+/// The sources of `upstream`, in its order, and a message for each that
+/// cannot even be addressed (an unsupported scheme, a bad URL).
+pub type Opened = (Vec<Arc<dyn Origin>>, Vec<String>);
+
+/// The sources of `upstream`, in its order; see [`Opened`].
+pub fn open(upstream: &Upstream, traffic: &Traffic) -> Result<Opened, SyncError> {
     let client = client(upstream)?;
     let tuning = match &traffic.rate {
         Some(r) => Tuning::for_rate(r.bytes_per_s()),

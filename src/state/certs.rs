@@ -123,6 +123,12 @@ impl TlsState {
         fingerprint(&self.resolver.current.load())
     }
 
+    /// `notAfter` of the certificate served now, Unix seconds.
+    pub fn not_after(&self) -> Option<i64> {
+        let key = self.resolver.current.load();
+        tls::not_after(key.cert.first()?)
+    }
+
     /// Load the material again. On any error nothing changes: the old
     /// certificate and verifier stay in force.
     pub fn reload(&self, settings: &TlsSettings) -> Result<TlsChange, TlsError> {

@@ -11,16 +11,22 @@
 //! - [`registry`]: running transfers and what authorized each.
 //! - [`replicas`]: each replica path's served version and status.
 //! - [`certs`]: the live TLS configuration new handshakes use.
+//! - [`metrics`]: every metric family; [`requests`]: each request's tally.
+//! - the [`Audit`] handle every layer that sees an audit event writes to.
 //! - [`Runtime`]: the process-wide rest (TLS, listen addresses).
 
 pub mod certs;
+pub mod metrics;
 pub mod registry;
 pub mod replicas;
+pub mod requests;
 
 pub use certs::TlsState;
+pub use metrics::Metrics;
 pub use registry::{Authority, Revoked, TransferGuard, TransferRegistry};
 
-use crate::auth::Authenticator;
+use crate::audit::{Audit, Event};
+use crate::auth::{Authenticator, Lockout, LockoutHook};
 use crate::body::Budget;
 use crate::config::Config;
 use crate::integrity::IntegrityState;
@@ -48,24 +54,54 @@ pub struct ServerState {
     pub bound: Vec<SocketAddr>,
     /// Replica paths: the version each serves, and its status.
     pub replicas: replicas::Replicas,
+    /// Every metric family.
+    pub metrics: Arc<Metrics>,
+    /// The audit log (off without `[audit]`).
+    pub audit: Audit,
 }
 
 impl ServerState {
     /// State for `config`, persisting under its `state_dir` (read once:
     /// moving it under a running server is not supported).
+    /// The audit writer starts here when the config has `[audit]` (read
+    /// once too).
     pub fn new(config: Config) -> Self {
         let limits = &config.server.limits;
+        let metrics = Arc::new(Metrics::new());
+        let audit = match &config.audit {
+            Some(settings) => Audit::start(settings, metrics.audit.clone()),
+            None => Audit::default(),
+        };
+        let integrity = IntegrityState::new(
+            &config.server.state_dir,
+            limits.chunk_cache_bytes,
+            metrics.integrity.clone(),
+            audit.clone(),
+        );
         ServerState {
             // Throttling settings are limits: read once, a change needs a restart.
-            auth: Authenticator::default().with_throttle(limits.auth_throttle()),
-            integrity: IntegrityState::new(&config.server.state_dir, limits.chunk_cache_bytes),
-            transfers: TransferRegistry::default(),
+            auth: Authenticator::default()
+                .with_throttle(limits.auth_throttle())
+                .with_lockout_hook(lockout_hook(&metrics, &audit)),
+            integrity,
+            transfers: TransferRegistry::counting(metrics.transfers_running.clone()),
             budget: Budget::new(limits.max_inflight_bytes),
             files: Arc::new(OpenFiles::default()),
             bound: Vec::new(),
             replicas: replicas::Replicas::default(),
             config: ArcSwap::from_pointee(config),
+            metrics,
+            audit,
         }
+    }
+
+    /// The observer of one request's access-log record (metrics, audit).
+    pub fn tally(&self, proto: &'static str) -> Box<requests::RequestTally> {
+        Box::new(requests::RequestTally::new(
+            self.metrics.clone(),
+            self.audit.clone(),
+            proto,
+        ))
     }
 
     /// The same state, knowing the addresses its listeners are bound to.
@@ -104,6 +140,45 @@ impl ServerState {
     }
 }
 
+/// Each lock-out and account guard is counted and audited as it starts.
+fn lockout_hook(metrics: &Metrics, audit: &Audit) -> LockoutHook {
+    let (lockouts, guards) = (
+        metrics.auth_lockouts.clone(),
+        metrics.auth_account_guards.clone(),
+    );
+    let audit = audit.clone();
+    LockoutHook::new(move |l| match *l {
+        Lockout::Client {
+            peer,
+            client,
+            failures,
+            duration,
+        } => {
+            lockouts.inc();
+            audit.record(Event::LockedOut {
+                peer,
+                client: client.to_string(),
+                failures,
+                lockout_secs: duration.as_secs(),
+            });
+        }
+        Lockout::Account {
+            peer,
+            user,
+            failures,
+            duration,
+        } => {
+            guards.inc();
+            audit.record(Event::AccountGuarded {
+                peer,
+                principal: user.map(|u| format!("user:{u}")),
+                failures,
+                guard_secs: duration.as_secs(),
+            });
+        }
+    })
+}
+
 /// What is known about a connection once TLS is up.
 #[derive(Debug)]
 pub struct ConnInfo {
@@ -137,4 +212,86 @@ pub struct Runtime {
     pub listen: tokio::sync::watch::Sender<Vec<SocketAddr>>,
     /// The sandbox made at start, if one is in force: a reload cannot widen it.
     pub sandbox: Option<crate::sandbox::Rules>,
+}
+
+impl Runtime {
+    /// Put the served certificate's expiry into the metrics (at start and
+    /// after every certificate change).
+    pub fn publish_cert_expiry(&self) {
+        if let Some(t) = self.tls.not_after() {
+            self.shared.metrics.cert_expiry.set(t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditCounters, AuditSettings};
+    use crate::auth::{Directory, ThrottleSettings};
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn lockouts_and_account_guards_are_counted_and_audited() {
+        let tmp = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new();
+        let settings = AuditSettings {
+            dir: tmp.path().to_path_buf(),
+            retention_days: 30,
+        };
+        let audit = Audit::start(&settings, AuditCounters::default());
+        let auth = Authenticator::default()
+            .with_lockout_hook(lockout_hook(&metrics, &audit))
+            .with_throttle(ThrottleSettings {
+                failures_per_minute: 2,
+                ..ThrottleSettings::default()
+            });
+        let hash = crate::auth::hash_password("right").unwrap();
+        let users = [
+            ("alice".to_string(), hash.clone()),
+            ("bob".to_string(), hash),
+        ];
+        let dir = Directory::new(users.into(), Default::default());
+        let wrong = http::HeaderValue::from_static("Basic YWxpY2U6d3Jvbmc="); // alice:wrong
+                                                                              // Two clients fail at alice once each: the account is guarded, no client locked out.
+        for peer in ["192.0.2.1", "192.0.2.2"] {
+            let peer: IpAddr = peer.parse().unwrap();
+            assert!(auth
+                .authenticate(peer, &dir, Some(&wrong), None)
+                .await
+                .is_err());
+        }
+        // The first client fails a second time, at bob: it is locked out.
+        let first: IpAddr = "192.0.2.1".parse().unwrap();
+        let bob = http::HeaderValue::from_static("Basic Ym9iOndyb25n"); // bob:wrong
+        assert!(auth
+            .authenticate(first, &dir, Some(&bob), None)
+            .await
+            .is_err());
+        assert_eq!(metrics.auth_account_guards.get(), 1);
+        assert_eq!(metrics.auth_lockouts.get(), 1);
+        assert!(audit.flush(Duration::from_secs(10)));
+        let text = std::fs::read_to_string(
+            tmp.path()
+                .join(crate::audit::file_name(std::time::SystemTime::now())),
+        )
+        .unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let guard = events
+            .iter()
+            .find(|e| e["event"] == "account_guarded")
+            .unwrap();
+        assert_eq!(guard["principal"], "user:alice");
+        assert_eq!(guard["failures"], 2);
+        let lock = events.iter().find(|e| e["event"] == "locked_out").unwrap();
+        assert_eq!(
+            (lock["peer"].as_str(), lock["client"].as_str()),
+            (Some("192.0.2.1"), Some("192.0.2.1"))
+        );
+        assert!(!text.contains("wrong"), "no password in the audit log");
+    }
 }

@@ -13,6 +13,7 @@ use crate::auth::Identity;
 use crate::body::CutSignal;
 use crate::config::Config;
 use crate::vpath::Vpath;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
@@ -138,6 +139,8 @@ struct Entry {
 struct Inner {
     next: AtomicU64,
     entries: Mutex<HashMap<u64, Entry>>,
+    /// The number of entries, for the metrics.
+    running: Gauge,
 }
 
 impl Inner {
@@ -153,6 +156,16 @@ pub struct TransferRegistry {
 }
 
 impl TransferRegistry {
+    /// An empty registry that keeps `running` at the number of transfers.
+    pub fn counting(running: Gauge) -> Self {
+        TransferRegistry {
+            inner: Arc::new(Inner {
+                running,
+                ..Inner::default()
+            }),
+        }
+    }
+
     /// Register a transfer. `connection` is cancelled to close its connection
     /// if a cut is not noticed within [`CLOSE_GRACE`]. Drop the guard to end it.
     pub fn register(&self, authority: Authority, connection: CancellationToken) -> TransferGuard {
@@ -168,6 +181,7 @@ impl TransferRegistry {
                 connection,
             },
         );
+        self.inner.running.inc();
         TransferGuard {
             id,
             inner: self.inner.clone(),
@@ -274,6 +288,7 @@ impl CutSignal for TransferGuard {
 impl Drop for TransferGuard {
     fn drop(&mut self) {
         self.inner.entries().remove(&self.id);
+        self.inner.running.dec();
     }
 }
 

@@ -125,6 +125,8 @@ pub struct Server {
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
     listening: Arc<Mutex<Vec<SocketAddr>>>,
+    /// Reads stderr into `log` until the process closes it.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -146,7 +148,7 @@ impl Server {
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let l = log.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut g = l.lock().unwrap();
                 g.push_str(&line);
@@ -172,12 +174,29 @@ impl Server {
                 addr,
                 log,
                 listening,
+                stderr_reader: Some(stderr_reader),
             },
             Err(_) => {
                 let _ = child.kill();
                 std::thread::sleep(Duration::from_millis(200));
                 panic!("server did not start; log:\n{}", log.lock().unwrap());
             }
+        }
+    }
+
+    /// Wait until the server has closed every connection to its port (none
+    /// left ESTABLISHED or CLOSE_WAIT on its side): every request it took has
+    /// then ended and written its access-log record. The event tests wait for
+    /// before counting requests, instead of a pause.
+    pub fn wait_quiet(&self, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while !connections(self.addr.port()).is_empty() {
+            assert!(
+                Instant::now() < end,
+                "connections still open: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -227,6 +246,19 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Send SIGTERM, wait for the process to exit, and read its stderr to the
+    /// end; returns its exit status and everything it logged.
+    pub fn terminate_and_log(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.log())
     }
 
     /// Send SIGTERM and wait for the process to exit; returns its exit status.
@@ -356,6 +388,16 @@ pub fn read_bytes(pid: u32) -> u64 {
 /// `/proc/net/tcp{,6}`: tells a test that the server has filled a client's
 /// socket buffers, without timing it.
 pub fn send_queues(port: u16) -> Vec<u64> {
+    connections(port)
+        .into_iter()
+        .filter(|(state, _)| state == "01")
+        .map(|(_, tx)| tx)
+        .collect()
+}
+
+/// The server side of connections on `port` that it has not closed yet:
+/// (state, bytes queued to send) for ESTABLISHED (01) and CLOSE_WAIT (08).
+pub fn connections(port: u16) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
@@ -370,12 +412,12 @@ pub fn send_queues(port: u16) -> Vec<u64> {
                 .rsplit(':')
                 .next()
                 .and_then(|p| u16::from_str_radix(p, 16).ok());
-            if local_port == Some(port) && *state == "01" {
+            if local_port == Some(port) && (*state == "01" || *state == "08") {
                 let tx = queues
                     .split(':')
                     .next()
                     .and_then(|q| u64::from_str_radix(q, 16).ok());
-                out.push(tx.unwrap_or(0));
+                out.push((state.to_string(), tx.unwrap_or(0)));
             }
         }
     }

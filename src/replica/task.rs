@@ -63,9 +63,14 @@ pub async fn run(
         let windows = Windows(up.windows.clone());
         if !manual && !windows.open_now() {
             slot.update(|s| s.next_attempt = None);
+            // One asked for meanwhile is answered at once (outside the windows).
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = windows.wait_open() => {}
+                t = triggers.recv() => match t {
+                    None => return,
+                    Some(t) => waiting.extend(t.reply),
+                },
             }
         }
         slot.update(|s| {

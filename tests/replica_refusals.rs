@@ -14,6 +14,9 @@ use support::*;
 
 const LONG: Duration = Duration::from_secs(60);
 
+/// A change made at the site before a sync.
+type Change = fn(&Origin);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stays() {
     let mut site = Origin::new();
@@ -39,37 +42,37 @@ async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stay
     std::fs::write(&region.config, text.replace("\"https://127.0.0.1:1/pkg\", ", "")).unwrap();
     assert!(region.server().wait_log("config reloaded", LONG));
 
-    let cases: Vec<(Box<dyn Fn()>, &str)> = vec![
+    let cases: [(Change, &str); 4] = [
         (
-            Box::new(|| {
+            |site| {
                 publish(&site.pkg(), &site.key, 4, &[]);
-            }),
+            },
             "sequence 4 is lower than the 5 served",
         ),
         (
-            Box::new(|| {
+            |site| {
                 site.site.file("content/pkg/other.txt", b"same sequence, other bytes");
                 publish(&site.pkg(), &site.key, 5, &[]);
-            }),
+            },
             "sequence 5 is the one served, with different bytes",
         ),
         (
-            Box::new(|| {
+            |site| {
                 publish(&site.pkg(), &site.key, 6, &["--expires", "2020-01-01T00:00:00Z"]);
-            }),
+            },
             "expired at 2020-01-01T00:00:00Z",
         ),
         (
-            Box::new(|| {
+            |site| {
                 let other = site.site.path("other.key");
                 dp(&["publish", "--gen-key", s(&other)]);
                 publish(&site.pkg(), &other, 7, &[]);
-            }),
+            },
             "does not verify with any publisher key",
         ),
     ];
     for (make, why) in cases {
-        make();
+        make(&site);
         let (code, st) = region.sync();
         assert_eq!(code, 2, "{why}: {st}");
         assert_eq!(st["last_result"], "refused", "{st}");
@@ -79,6 +82,12 @@ async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stay
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("refused") && out.contains(why), "{out}");
         assert!(out.contains(&format!("package:      {h5} (sequence 5)")), "{out}");
+        let (code, out, err) = dp(&["status", "--config", s(&region.config), "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let st = &v["replicas"][0];
+        assert_eq!((st["last_result"].as_str(), st["sequence"].as_u64()), (Some("refused"), Some(5)), "{st}");
+        assert!(st["last_message"].as_str().unwrap().contains(why), "{why}: {st}");
     }
     assert!(region.server().log().contains("package manifest refused"));
     let tls = region.site.tls(false, &[Protocol::Http1]);

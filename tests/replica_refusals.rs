@@ -27,7 +27,10 @@ async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stay
     // The first source is down: the second is used.
     let mut region = Replica::new(
         &site.site,
-        &["https://127.0.0.1:1/pkg".to_string(), site.server().url("/pkg")],
+        &[
+            "https://127.0.0.1:1/pkg".to_string(),
+            site.server().url("/pkg"),
+        ],
         &site.public_key(),
         Login::Cert(&site.site, "region01"),
         "anonymous = true\n",
@@ -35,11 +38,22 @@ async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stay
     );
     region.start();
     let st = region.wait_status("first sync", LONG, |s| s["last_result"] == "ok");
-    assert_eq!((st["package_hash"].as_str(), st["sequence"].as_u64()), (Some(h5.as_str()), Some(5)));
-    assert!(region.server().log().contains("127.0.0.1:1"), "{}", region.server().log());
+    assert_eq!(
+        (st["package_hash"].as_str(), st["sequence"].as_u64()),
+        (Some(h5.as_str()), Some(5))
+    );
+    assert!(
+        region.server().log().contains("127.0.0.1:1"),
+        "{}",
+        region.server().log()
+    );
     // Without the dead source from now on (a live config change).
     let text = std::fs::read_to_string(&region.config).unwrap();
-    std::fs::write(&region.config, text.replace("\"https://127.0.0.1:1/pkg\", ", "")).unwrap();
+    std::fs::write(
+        &region.config,
+        text.replace("\"https://127.0.0.1:1/pkg\", ", ""),
+    )
+    .unwrap();
     assert!(region.server().wait_log("config reloaded", LONG));
 
     let cases: [(Change, &str); 4] = [
@@ -51,14 +65,20 @@ async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stay
         ),
         (
             |site| {
-                site.site.file("content/pkg/other.txt", b"same sequence, other bytes");
+                site.site
+                    .file("content/pkg/other.txt", b"same sequence, other bytes");
                 publish(&site.pkg(), &site.key, 5, &[]);
             },
             "sequence 5 is the one served, with different bytes",
         ),
         (
             |site| {
-                publish(&site.pkg(), &site.key, 6, &["--expires", "2020-01-01T00:00:00Z"]);
+                publish(
+                    &site.pkg(),
+                    &site.key,
+                    6,
+                    &["--expires", "2020-01-01T00:00:00Z"],
+                );
             },
             "expired at 2020-01-01T00:00:00Z",
         ),
@@ -76,18 +96,31 @@ async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stay
         let (code, st) = region.sync();
         assert_eq!(code, 2, "{why}: {st}");
         assert_eq!(st["last_result"], "refused", "{st}");
-        assert!(st["last_message"].as_str().unwrap().contains(why), "{why}: {st}");
+        assert!(
+            st["last_message"].as_str().unwrap().contains(why),
+            "{why}: {st}"
+        );
         assert_eq!(st["package_hash"], h5.as_str(), "{st}");
         let (code, out, err) = dp(&["status", "--config", s(&region.config)]);
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("refused") && out.contains(why), "{out}");
-        assert!(out.contains(&format!("package:      {h5} (sequence 5)")), "{out}");
+        assert!(
+            out.contains(&format!("package:      {h5} (sequence 5)")),
+            "{out}"
+        );
         let (code, out, err) = dp(&["status", "--config", s(&region.config), "--json"]);
         assert_eq!(code, 0, "{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let st = &v["replicas"][0];
-        assert_eq!((st["last_result"].as_str(), st["sequence"].as_u64()), (Some("refused"), Some(5)), "{st}");
-        assert!(st["last_message"].as_str().unwrap().contains(why), "{why}: {st}");
+        assert_eq!(
+            (st["last_result"].as_str(), st["sequence"].as_u64()),
+            (Some("refused"), Some(5)),
+            "{st}"
+        );
+        assert!(
+            st["last_message"].as_str().unwrap().contains(why),
+            "{why}: {st}"
+        );
     }
     assert!(region.server().log().contains("package manifest refused"));
     let tls = region.site.tls(false, &[Protocol::Http1]);
@@ -98,7 +131,11 @@ async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stay
     // A newer, valid release is taken again.
     let h8 = publish(&site.pkg(), &site.key, 8, &[]);
     let (code, st) = region.sync();
-    assert_eq!((code, st["package_hash"].as_str()), (0, Some(h8.as_str())), "{st}");
+    assert_eq!(
+        (code, st["package_hash"].as_str()),
+        (0, Some(h8.as_str())),
+        "{st}"
+    );
 
     // Outside its windows (UTC here), a replica asks nothing of anyone.
     let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
@@ -122,6 +159,12 @@ async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stay
     let (code, st) = closed.sync();
     assert_eq!(code, 3, "{st}");
     assert_eq!(st["last_result"], "waiting", "{st}");
-    assert!(st["last_message"].as_str().unwrap().contains("outside its windows"), "{st}");
+    assert!(
+        st["last_message"]
+            .as_str()
+            .unwrap()
+            .contains("outside its windows"),
+        "{st}"
+    );
     assert_eq!(requests_from(&site.server().log(), "cert:region02"), 0);
 }

@@ -19,7 +19,10 @@ const LONG: Duration = Duration::from_secs(60);
 const SMALL: usize = 300_000;
 
 fn content(version: u64) -> (Vec<u8>, Vec<u8>) {
-    (unique(SMALL, version * 10 + 1), unique(8 << 20, version * 10 + 2))
+    (
+        unique(SMALL, version * 10 + 1),
+        unique(8 << 20, version * 10 + 2),
+    )
 }
 
 fn write_version(site: &Origin, version: u64) -> String {
@@ -63,7 +66,8 @@ async fn readers_during_switches_see_whole_old_or_whole_new_files() {
                 assert_eq!(got.status, 200, "{:?}", String::from_utf8_lossy(&got.body));
                 assert!(!got.cut);
                 let v = known.iter().position(|k| *k == got.body);
-                let v = v.unwrap_or_else(|| panic!("a mix: {} bytes of no version", got.body.len()));
+                let v =
+                    v.unwrap_or_else(|| panic!("a mix: {} bytes of no version", got.body.len()));
                 seen[v] += 1;
             }
             seen
@@ -73,7 +77,11 @@ async fn readers_during_switches_see_whole_old_or_whole_new_files() {
     // A slow transfer of the old big file, held open across a switch.
     let mut slow = Conn::connect(addr, "localhost", tls.clone()).await.unwrap();
     let resp = slow
-        .send(req("GET", &region.server().url("/pkg/big.bin")).body(Empty::<Bytes>::new()).unwrap())
+        .send(
+            req("GET", &region.server().url("/pkg/big.bin"))
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
@@ -107,21 +115,37 @@ async fn readers_during_switches_see_whole_old_or_whole_new_files() {
     }
     eprintln!("responses per version during the switches: {total:?}");
     assert!(total.iter().filter(|&&n| n > 0).count() >= 3, "{total:?}");
-    assert!(!region.server().log().contains("quarantined"), "{}", region.server().log());
+    assert!(
+        !region.server().log().contains("quarantined"),
+        "{}",
+        region.server().log()
+    );
 
     // The slow transfer is still on version 1, whose folder is still there.
     assert_eq!(region.versions().len(), 2, "{:?}", region.versions());
     while let Some(f) = body.frame().await {
         old.extend_from_slice(f.unwrap().data_ref().map(|d| &d[..]).unwrap_or_default());
     }
-    assert!(old == content(1).1, "the running transfer did not finish on its version");
+    assert!(
+        old == content(1).1,
+        "the running transfer did not finish on its version"
+    );
     drop(body);
     drop(slow);
     let end = Instant::now() + LONG;
     while region.versions().len() != 1 {
-        assert!(Instant::now() < end, "old version kept: {:?}", region.versions());
+        assert!(
+            Instant::now() < end,
+            "old version kept: {:?}",
+            region.versions()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let got = fetch(region.server(), tls, req("GET", &region.server().url("/pkg/big.bin"))).await;
+    let got = fetch(
+        region.server(),
+        tls,
+        req("GET", &region.server().url("/pkg/big.bin")),
+    )
+    .await;
     assert!(got.body == content(5).1);
 }

@@ -26,7 +26,8 @@ async fn a_package_flows_site_to_region_to_branch_and_updates_cross_as_changed_c
     let mut site = Origin::new();
     let mut big = unique(64 * MIB, 1);
     site.site.file("content/pkg/big.bin", &big);
-    site.site.file("content/pkg/sub/dir/small file.txt", b"hello, branch\n");
+    site.site
+        .file("content/pkg/sub/dir/small file.txt", b"hello, branch\n");
     site.site.file("content/pkg/empty", b"");
     let h1 = publish(&site.pkg(), &site.key, 1, &[]);
     site.start(&["cert:region01"]);
@@ -40,7 +41,9 @@ async fn a_package_flows_site_to_region_to_branch_and_updates_cross_as_changed_c
         "",
     );
     region.start();
-    let st = region.wait_status("region's first sync", LONG, |s| s["package_hash"] == h1.as_str());
+    let st = region.wait_status("region's first sync", LONG, |s| {
+        s["package_hash"] == h1.as_str()
+    });
     assert_eq!(st["sequence"], 1);
     assert_eq!(st["last_result"], "ok", "{st}");
 
@@ -70,12 +73,22 @@ async fn a_package_flows_site_to_region_to_branch_and_updates_cross_as_changed_c
     let got = fetch(b, tls.clone(), req("GET", &b.url("/pkg/big.bin"))).await;
     assert_eq!((got.status, got.body.len()), (200, big.len()));
     assert!(got.body == big, "big.bin differs at the branch");
-    let got = fetch(b, tls.clone(), req("GET", &b.url("/pkg/sub/dir/small%20file.txt"))).await;
+    let got = fetch(
+        b,
+        tls.clone(),
+        req("GET", &b.url("/pkg/sub/dir/small%20file.txt")),
+    )
+    .await;
     assert_eq!(got.body, b"hello, branch\n");
     let got = fetch(b, tls.clone(), req("GET", &b.url("/pkg/empty"))).await;
     assert_eq!((got.status, got.body.len()), (200, 0));
     // Not served from the replica's dir itself, nor its metadata.
-    let got = fetch(b, tls.clone(), req("GET", &b.url("/pkg/.distpoint/current"))).await;
+    let got = fetch(
+        b,
+        tls.clone(),
+        req("GET", &b.url("/pkg/.distpoint/current")),
+    )
+    .await;
     assert_eq!(got.status, 404);
 
     // One changed chunk in the middle of the 64 MiB file.
@@ -84,25 +97,45 @@ async fn a_package_flows_site_to_region_to_branch_and_updates_cross_as_changed_c
     let h2 = publish(&site.pkg(), &site.key, 2, &[]);
     let log0 = bytes_sent(&site.server().log(), "cert:region01", "/pkg/");
     let (code, st) = region.sync();
-    assert_eq!((code, st["package_hash"].as_str()), (0, Some(h2.as_str())), "{st}");
+    assert_eq!(
+        (code, st["package_hash"].as_str()),
+        (0, Some(h2.as_str())),
+        "{st}"
+    );
     let sent = bytes_sent(&site.server().log(), "cert:region01", "/pkg/") - log0;
     eprintln!(
         "one-chunk update of 64 MiB, site -> region: {sent} content bytes sent by the site; \
          region status: {} bytes fetched (documents included), {} reused",
         st["bytes_fetched"], st["bytes_reused"]
     );
-    assert!(sent <= 2 * MIB as u64, "{sent} bytes crossed for one changed chunk");
-    assert!(st["bytes_fetched"].as_u64().unwrap() <= 2 * MIB as u64 + 16384, "{st}");
-    assert!(st["bytes_reused"].as_u64().unwrap() >= 62 * MIB as u64, "{st}");
+    assert!(
+        sent <= 2 * MIB as u64,
+        "{sent} bytes crossed for one changed chunk"
+    );
+    assert!(
+        st["bytes_fetched"].as_u64().unwrap() <= 2 * MIB as u64 + 16384,
+        "{st}"
+    );
+    assert!(
+        st["bytes_reused"].as_u64().unwrap() >= 62 * MIB as u64,
+        "{st}"
+    );
 
     let log0 = bytes_sent(&region.server().log(), "user:branch01", "/pkg/");
     let (code, st) = branch.sync();
-    assert_eq!((code, st["package_hash"].as_str()), (0, Some(h2.as_str())), "{st}");
+    assert_eq!(
+        (code, st["package_hash"].as_str()),
+        (0, Some(h2.as_str())),
+        "{st}"
+    );
     let sent = bytes_sent(&region.server().log(), "user:branch01", "/pkg/") - log0;
     eprintln!("one-chunk update of 64 MiB, region -> branch: {sent} content bytes");
     assert!(sent <= 2 * MIB as u64, "{sent}");
     let got = fetch(b, tls.clone(), req("GET", &b.url("/pkg/big.bin"))).await;
-    assert!(got.body == big, "big.bin differs at the branch after the update");
+    assert!(
+        got.body == big,
+        "big.bin differs at the branch after the update"
+    );
     // The old version's folder is gone once nothing reads it.
     let end = std::time::Instant::now() + LONG;
     while branch.versions().len() != 1 {
@@ -116,7 +149,11 @@ async fn a_package_flows_site_to_region_to_branch_and_updates_cross_as_changed_c
     site.site.file("content/pkg/big.bin", &big);
     let h3 = publish(&site.pkg(), &site.key, 3, &[]);
     assert_ne!(h3, h2);
-    tamper(&site.site.path("content/pkg/big.bin"), 40 * MIB + 3, b"EVIL");
+    tamper(
+        &site.site.path("content/pkg/big.bin"),
+        40 * MIB + 3,
+        b"EVIL",
+    );
     let (code, st) = region.sync();
     assert_eq!(code, 2, "{st}");
     assert_eq!(st["last_result"], "refused", "{st}");
@@ -127,7 +164,11 @@ async fn a_package_flows_site_to_region_to_branch_and_updates_cross_as_changed_c
         region.server().log()
     );
     let (code, st) = branch.sync();
-    assert_eq!((code, st["last_result"].as_str()), (0, Some("unchanged")), "{st}");
+    assert_eq!(
+        (code, st["last_result"].as_str()),
+        (0, Some("unchanged")),
+        "{st}"
+    );
     let got = fetch(b, tls.clone(), req("GET", &b.url("/pkg/big.bin"))).await;
     assert_eq!(got.status, 200);
     assert!(got.body[40 * MIB..40 * MIB + 8] != *b"release3" && got.body == big_v2(&big));

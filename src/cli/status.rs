@@ -33,7 +33,9 @@ pub fn ask(config: ConfigArg, request: &Request) -> Result<Value, Failure> {
         .block_on(control::ask(&config.server.state_dir, request))
         .map_err(|e| Failure::usage(format!("cannot reach the server: {e}")))?;
     if answer["ok"] != Value::Bool(true) {
-        let why = answer["error"].as_str().unwrap_or("the server refused the request");
+        let why = answer["error"]
+            .as_str()
+            .unwrap_or("the server refused the request");
         return Err(Failure::usage(why.to_string()));
     }
     Ok(answer)

@@ -10,8 +10,8 @@ mod raw;
 pub mod upstream;
 
 pub use error::{line_col, ConfigError};
-pub use upstream::{Upstream, Window};
 pub use observe::{MetricsSettings, DEFAULT_METRICS_URL, MAX_RETENTION_DAYS};
+pub use upstream::{Upstream, Window};
 
 use crate::audit::AuditSettings;
 use crate::auth::{self, Directory, PrincipalRef};

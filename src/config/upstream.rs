@@ -101,12 +101,13 @@ impl Validator<'_> {
                 "a replica ([vpath.upstream]) needs integrity = \"published\" on its path",
             ));
         }
-        let expect = match &u.expect {
-            Some(e) => Some(parse_digest(&e.get_ref().to_ascii_lowercase()).ok_or_else(|| {
-                self.err(e.span(), "expect must be a 64-digit hex package hash")
-            })?),
-            None => None,
-        };
+        let expect =
+            match &u.expect {
+                Some(e) => Some(parse_digest(&e.get_ref().to_ascii_lowercase()).ok_or_else(
+                    || self.err(e.span(), "expect must be a 64-digit hex package hash"),
+                )?),
+                None => None,
+            };
         if expect.is_none() && !has_keys {
             return Err(self.err(
                 span,
@@ -164,7 +165,9 @@ impl Validator<'_> {
             .map(|s| {
                 let text = s.get_ref().trim_end_matches('/');
                 let ok = text.parse::<http::Uri>().is_ok_and(|u| {
-                    u.scheme_str() == Some("https") && u.authority().is_some() && u.query().is_none()
+                    u.scheme_str() == Some("https")
+                        && u.authority().is_some()
+                        && u.query().is_none()
                 });
                 if ok {
                     Ok(text.to_string())
@@ -199,8 +202,7 @@ impl Validator<'_> {
             (Some(c), Some(k)) => {
                 let (cp, kp) = (self.path_of(c)?, self.path_of(k)?);
                 crate::tls::load_cert_chain(&cp).map_err(|e| self.err(c.span(), e.to_string()))?;
-                crate::tls::load_private_key(&kp)
-                    .map_err(|e| self.err(k.span(), e.to_string()))?;
+                crate::tls::load_private_key(&kp).map_err(|e| self.err(k.span(), e.to_string()))?;
                 Ok(Some((cp, kp)))
             }
             _ => Err(self.err(span, "client_cert and client_key go together")),

@@ -116,9 +116,9 @@ pub fn check(
 /// that the server would serve (no dotfile segment, no `.distpoint/`).
 pub fn safe_relative(rel: &str) -> bool {
     !rel.is_empty()
-        && rel.split('/').all(|seg| {
-            !seg.is_empty() && !seg.starts_with('.') && !seg.contains(['\\', '\0'])
-        })
+        && rel
+            .split('/')
+            .all(|seg| !seg.is_empty() && !seg.starts_with('.') && !seg.contains(['\\', '\0']))
 }
 
 #[cfg(test)]
@@ -150,7 +150,10 @@ mod tests {
         assert_eq!((c.sequence, c.files.len()), (5, 1));
         let served = c.hash.clone();
         let t = open(Some((&served, 5)));
-        assert_eq!(check(manifest(5, None), None, &t, now).unwrap().hash, served);
+        assert_eq!(
+            check(manifest(5, None), None, &t, now).unwrap().hash,
+            served
+        );
         assert_eq!(
             check(manifest(4, None), None, &t, now).unwrap_err(),
             Refusal::Rollback {

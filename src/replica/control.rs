@@ -138,7 +138,10 @@ pub async fn ask(state_dir: &Path, request: &Request) -> std::io::Result<serde_j
     write.write_all(text.as_bytes()).await?;
     let line = BufReader::new(read).lines().next_line().await?;
     let line = line.ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the control socket")
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the server closed the control socket",
+        )
     })?;
     serde_json::from_str(&line).map_err(std::io::Error::other)
 }

@@ -71,6 +71,10 @@ mod tests {
         };
         let w = Windows(vec![shut]);
         assert!(!w.open_now());
-        assert!(w.describe().contains("outside its windows"), "{}", w.describe());
+        assert!(
+            w.describe().contains("outside its windows"),
+            "{}",
+            w.describe()
+        );
     }
 }

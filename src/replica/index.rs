@@ -129,7 +129,10 @@ mod tests {
         let m = FileManifest::compute(&data[..], 4096).unwrap();
         assert_eq!(idx.chunk(&m.chunks[2], 4096).unwrap(), &data[8192..12288]);
         // The last chunk is shorter; a wrong length is no match.
-        assert_eq!(idx.chunk(&m.chunks[4], 20_000 - 16384).unwrap(), &data[16384..]);
+        assert_eq!(
+            idx.chunk(&m.chunks[4], 20_000 - 16384).unwrap(),
+            &data[16384..]
+        );
         assert!(idx.chunk(&m.chunks[4], 4096).is_none());
         assert!(idx.chunk(&[7u8; 32], 4096).is_none());
         assert_eq!(idx.add_published(tmp.path()), 0);

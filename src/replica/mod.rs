@@ -92,7 +92,12 @@ impl Replication {
             }
             let (tx, rx) = mpsc::unbounded_channel();
             let stop = self.shutdown.child_token();
-            tokio::spawn(task::run(self.shared.clone(), url.clone(), rx, stop.clone()));
+            tokio::spawn(task::run(
+                self.shared.clone(),
+                url.clone(),
+                rx,
+                stop.clone(),
+            ));
             tasks.insert(url, (tx, stop));
         }
     }

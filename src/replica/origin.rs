@@ -166,11 +166,9 @@ impl Origin for HttpsOrigin {
             .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
             .collect();
         let url = format!("{}/{}", self.prefix, encoded.join("/"));
-        let target = self.base.with_path(&format!(
-            "{}{}",
-            self.base.path(),
-            encoded.join("/")
-        ));
+        let target = self
+            .base
+            .with_path(&format!("{}{}", self.base.path(), encoded.join("/")));
         let target = Target { url, ..target };
         let inner = HttpSource::new(self.client.clone(), target, self.tuning);
         Arc::new(Counted {

@@ -191,7 +191,10 @@ mod tests {
         let dir = tmp.path().join("replica");
         fs::create_dir(&dir).unwrap();
         let l = Layout::new(&tmp.path().join("state"), "/SMS_DP_SMSPKG$/PKG1", &dir);
-        assert!(l.home.ends_with(format!("SMS_DP_SMSPKG__PKG1-{}", &hex(&sha256(b"/SMS_DP_SMSPKG$/PKG1"))[..12])));
+        assert!(l.home.ends_with(format!(
+            "SMS_DP_SMSPKG__PKG1-{}",
+            &hex(&sha256(b"/SMS_DP_SMSPKG$/PKG1"))[..12]
+        )));
         let bytes = br#"{"version":1,"chunk_size":4096,"sequence":9,"files":{}}"#;
         let hash = hex(&sha256(bytes));
         let staging = l.staging(&hash);
@@ -202,7 +205,10 @@ mod tests {
         let at = l.install(&staging, &version_id(9, &hash)).unwrap();
         assert!(!staging.exists());
         let v = l.load_current().unwrap();
-        assert_eq!((v.dir.clone(), v.sequence, v.package_hash.clone()), (at.clone(), 9, hash));
+        assert_eq!(
+            (v.dir.clone(), v.sequence, v.package_hash.clone()),
+            (at.clone(), 9, hash)
+        );
         assert_eq!(fs::read_to_string(at.join("a.txt")).unwrap(), "a");
         l.clean_versions(Some(&at));
         assert!(at.exists());

@@ -69,7 +69,11 @@ pub async fn run(job: &SyncJob<'_>) -> Outcome {
     }
 }
 
-async fn attempt(job: &SyncJob<'_>, traffic: &Traffic, reused: &mut u64) -> Result<bool, SyncError> {
+async fn attempt(
+    job: &SyncJob<'_>,
+    traffic: &Traffic,
+    reused: &mut u64,
+) -> Result<bool, SyncError> {
     let windows = Windows(job.upstream.windows.clone());
     if !windows.open_now() {
         return Err(SyncError::OutsideWindows(windows.describe()));
@@ -87,7 +91,9 @@ async fn attempt(job: &SyncJob<'_>, traffic: &Traffic, reused: &mut u64) -> Resu
     let trust = Trust {
         expect: job.upstream.expect,
         keys: &keys,
-        served: served.as_ref().map(|v| (v.package_hash.as_str(), v.sequence)),
+        served: served
+            .as_ref()
+            .map(|v| (v.package_hash.as_str(), v.sequence)),
     };
     let mut refused = Vec::new();
     let mut chosen = None;
@@ -99,11 +105,19 @@ async fn attempt(job: &SyncJob<'_>, traffic: &Traffic, reused: &mut u64) -> Resu
                 break;
             }
             Err(Offer::Refused(r)) => {
-                warn!(replica = job.url, source = o.name(), "replica: package manifest refused: {r}");
+                warn!(
+                    replica = job.url,
+                    source = o.name(),
+                    "replica: package manifest refused: {r}"
+                );
                 refused.push((o.name().to_string(), r));
             }
             Err(Offer::Unreachable(e)) => {
-                warn!(replica = job.url, source = o.name(), "replica: source unavailable: {e}");
+                warn!(
+                    replica = job.url,
+                    source = o.name(),
+                    "replica: source unavailable: {e}"
+                );
                 unreachable.push(e);
             }
         }
@@ -115,7 +129,10 @@ async fn attempt(job: &SyncJob<'_>, traffic: &Traffic, reused: &mut u64) -> Resu
             SyncError::Refused(refused)
         });
     };
-    if served.as_ref().is_some_and(|v| v.package_hash == candidate.hash) {
+    if served
+        .as_ref()
+        .is_some_and(|v| v.package_hash == candidate.hash)
+    {
         return Ok(false);
     }
     info!(
@@ -128,16 +145,31 @@ async fn attempt(job: &SyncJob<'_>, traffic: &Traffic, reused: &mut u64) -> Resu
     // Content from the source that gave the manifest and those after it;
     // the ones before it were refused or unreachable.
     let content = &origins[first..];
-    let staged = build(job, &candidate, content, served.as_deref(), traffic, &windows, reused).await?;
-    let (layout, id) = (job.layout.clone(), staging::version_id(candidate.sequence, &candidate.hash));
+    let staged = build(
+        job,
+        &candidate,
+        content,
+        served.as_deref(),
+        traffic,
+        &windows,
+        reused,
+    )
+    .await?;
+    let (layout, id) = (
+        job.layout.clone(),
+        staging::version_id(candidate.sequence, &candidate.hash),
+    );
     let dir = tokio::task::spawn_blocking(move || {
         let to = layout.install(&staged, &id);
         to.map_err(SyncError::disk(&staged))
     })
     .await
     .map_err(|e| SyncError::Task(e.to_string()))??;
-    job.slot
-        .switch(Arc::new(Version::new(dir, candidate.hash.clone(), candidate.sequence)));
+    job.slot.switch(Arc::new(Version::new(
+        dir,
+        candidate.hash.clone(),
+        candidate.sequence,
+    )));
     info!(
         replica = job.url,
         package = %candidate.hash,
@@ -177,7 +209,8 @@ async fn build(
     std::fs::create_dir_all(&staging).map_err(SyncError::disk(&staging))?;
     job.layout.clean_staging(&candidate.hash);
     let index = local_index(job, candidate, served).await;
-    let gate = (!windows.0.is_empty()).then(|| Arc::new(windows.clone()) as Arc<dyn transfer::Gate>);
+    let gate =
+        (!windows.0.is_empty()).then(|| Arc::new(windows.clone()) as Arc<dyn transfer::Gate>);
     let mut banned = BTreeSet::new();
     for (rel, m) in &candidate.files {
         let path = staging.join(rel);
@@ -265,13 +298,17 @@ struct FileRun<'a> {
     gate: Option<Arc<dyn transfer::Gate>>,
 }
 
-type FileResult = (transfer::TransferReport, Result<(), transfer::TransferError>);
+type FileResult = (
+    transfer::TransferReport,
+    Result<(), transfer::TransferError>,
+);
 
 impl FileRun<'_> {
     async fn go(self) -> Result<FileResult, SyncError> {
         let work = WorkFiles::for_path(self.path);
         let m = Arc::new(self.manifest.clone());
-        let previous = ResumeState::load(&work.state).filter(|s| s.matches(&m) && work.part.exists());
+        let previous =
+            ResumeState::load(&work.state).filter(|s| s.matches(&m) && work.part.exists());
         let sink = Arc::new(
             FileSink::open(&work.part, m.size, previous.is_none())
                 .map_err(|e| SyncError::disk(&work.part)(e.source))?,
@@ -280,7 +317,12 @@ impl FileRun<'_> {
         let state = previous.unwrap_or_else(|| ResumeState::new(self.rel, &m));
         let verified = resume::recheck(sink.clone(), m.clone(), state.chunks(n)).await;
         if !verified.is_empty() {
-            info!(replica = self.url, file = self.rel, chunks = verified.len(), "replica: resuming from staging");
+            info!(
+                replica = self.url,
+                file = self.rel,
+                chunks = verified.len(),
+                "replica: resuming from staging"
+            );
         }
         let events = Arc::new(Progress {
             url: self.url.to_string(),

@@ -9,6 +9,8 @@ use super::gate::Windows;
 use super::staging::Layout;
 use super::sync::{self, SyncJob};
 use crate::config::upstream::MIN_INTERVAL_SECS;
+use crate::integrity::counters::PathLabel;
+use crate::state::metrics::ReplicaMetrics;
 use crate::state::replicas::{ReplicaSlot, ReplicaStatus};
 use crate::state::ServerState;
 use crate::vpath::Integrity;
@@ -136,9 +138,38 @@ pub async fn run(
             s.next_attempt = Some(now + pause);
         });
         let status = slot.status();
+        record(&shared.metrics.replicas, &url, &status);
         for w in waiting {
             let _ = w.send(status.clone());
         }
+    }
+}
+
+/// The replica's figures in the metrics, from its status after a sync:
+/// the bytes of that sync are added, the sequence and last success set.
+fn record(m: &ReplicaMetrics, url: &str, status: &ReplicaStatus) {
+    let label = PathLabel {
+        path: url.to_string(),
+    };
+    m.bytes_fetched
+        .get_or_create(&label)
+        .inc_by(status.bytes_fetched);
+    m.bytes_reused
+        .get_or_create(&label)
+        .inc_by(status.bytes_reused);
+    if let Some(seq) = status.sequence {
+        m.sequence
+            .get_or_create(&label)
+            .set(i64::try_from(seq).unwrap_or(i64::MAX));
+    }
+    let unix = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    if let Some(t) = status.last_success {
+        m.last_success
+            .get_or_create(&label)
+            .set(i64::try_from(unix(t)).unwrap_or(i64::MAX));
     }
 }
 
@@ -156,7 +187,10 @@ fn restore(shared: &ServerState, url: &str, slot: &ReplicaSlot) {
             slot.switch(Arc::new(v));
             layout.clean_versions(Some(&dir));
         }
-        None => info!(replica = url, "replica: no version yet; the path answers 503 until the first sync"),
+        None => info!(
+            replica = url,
+            "replica: no version yet; the path answers 503 until the first sync"
+        ),
     }
 }
 

@@ -51,8 +51,12 @@ impl Drop for Version {
     fn drop(&mut self) {
         if self.retired.load(Ordering::Acquire) {
             match std::fs::remove_dir_all(&self.dir) {
-                Ok(()) => tracing::info!(dir = %self.dir.display(), "replica: removed the old version"),
-                Err(e) => tracing::warn!(dir = %self.dir.display(), "replica: cannot remove the old version: {e}"),
+                Ok(()) => {
+                    tracing::info!(dir = %self.dir.display(), "replica: removed the old version")
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), "replica: cannot remove the old version: {e}")
+                }
             }
         }
     }

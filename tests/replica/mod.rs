@@ -151,7 +151,11 @@ impl Replica {
         std::fs::create_dir_all(site.path("replica/pkg")).unwrap();
         std::fs::create_dir_all(site.path("keys")).unwrap();
         std::fs::copy(key, site.path("keys/site.pub")).unwrap();
-        std::fs::write(site.path("keys/upstream-ca.crt"), upstream.pki.ca.cert_pem()).unwrap();
+        std::fs::write(
+            site.path("keys/upstream-ca.crt"),
+            upstream.pki.ca.cert_pem(),
+        )
+        .unwrap();
         let login = match login {
             Login::Cert(issuer, cn) => {
                 let pair = issuer.pki.ca.issue_client(cn).unwrap();
@@ -223,7 +227,12 @@ impl Replica {
     }
 
     /// Wait until the status satisfies `pred`.
-    pub fn wait_status(&self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let end = Instant::now() + timeout;
         loop {
             let st = self.status();
@@ -241,9 +250,10 @@ impl Replica {
 
     /// The version folders beneath `replica/pkg/.distpoint/versions`.
     pub fn versions(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.site.path("replica/pkg/.distpoint/versions"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(self.site.path("replica/pkg/.distpoint/versions"))
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
         v.sort();
         v
     }

@@ -36,6 +36,8 @@ async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stay
         "anonymous = true\n",
         "interval_secs = 3600\n",
     );
+    let text = std::fs::read_to_string(&region.config).unwrap();
+    std::fs::write(&region.config, format!("{text}[audit]\n")).unwrap();
     region.start();
     let st = region.wait_status("first sync", LONG, |s| s["last_result"] == "ok");
     assert_eq!(
@@ -123,6 +125,24 @@ async fn rollback_freeze_and_foreign_signatures_are_refused_and_the_version_stay
         );
     }
     assert!(region.server().log().contains("package manifest refused"));
+    // Each refusal, and the first switch, in the audit log.
+    let audit = region.state_dir().join("audit");
+    let end = std::time::Instant::now() + LONG;
+    let text = loop {
+        let text: String = std::fs::read_dir(&audit)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        if text.matches("\"replica_refused\"").count() >= 4 {
+            break text;
+        }
+        assert!(std::time::Instant::now() < end, "audit: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(text.contains("\"event\":\"replica_switched\""), "{text}");
+    assert!(text.contains("rollback refused"), "{text}");
     let tls = region.site.tls(false, &[Protocol::Http1]);
     let r = region.server();
     let got = fetch(r, tls, req("GET", &r.url("/pkg/setup.exe"))).await;

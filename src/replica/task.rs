@@ -8,6 +8,7 @@ use super::error::SyncError;
 use super::gate::Windows;
 use super::staging::Layout;
 use super::sync::{self, SyncJob};
+use crate::audit::Event;
 use crate::config::upstream::MIN_INTERVAL_SECS;
 use crate::integrity::counters::PathLabel;
 use crate::state::metrics::ReplicaMetrics;
@@ -101,6 +102,14 @@ pub async fn run(
                 failures = 0;
                 let word = if *switched { "ok" } else { "unchanged" };
                 info!(replica = %url, result = word, fetched = out.fetched, reused = out.reused, "replica: sync done");
+                if *switched {
+                    let st = slot.status();
+                    shared.audit.record(Event::ReplicaSwitched {
+                        path: url.clone(),
+                        package: st.package_hash.unwrap_or_default(),
+                        sequence: st.sequence.unwrap_or_default(),
+                    });
+                }
                 slot.update(|s| {
                     s.last_result = Some(word.into());
                     s.last_message = Some(if *switched {
@@ -122,6 +131,12 @@ pub async fn run(
             Err(e) => {
                 failures += 1;
                 error!(replica = %url, result = e.kind(), "replica: sync failed, keeping the version served: {e}");
+                if e.kind() == "refused" {
+                    shared.audit.record(Event::ReplicaRefused {
+                        path: url.clone(),
+                        reason: e.to_string(),
+                    });
+                }
                 slot.update(|s| {
                     s.last_result = Some(e.kind().into());
                     s.last_message = Some(e.to_string());

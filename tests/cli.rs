@@ -126,11 +126,21 @@ fn the_branch_example_validates_after_the_steps_it_lists() {
         .skip_while(|l| !l.contains("checkout's folder:"))
         .skip(1)
         .take_while(|l| !l.starts_with("# then:"))
-        .map(|l| l.trim_start_matches('#').split(" # ").next().unwrap().trim())
+        .map(|l| {
+            l.trim_start_matches('#')
+                .split(" # ")
+                .next()
+                .unwrap()
+                .trim()
+        })
         .collect();
     assert_eq!(steps.len(), 3, "{steps:?}");
     let bin = Path::new(env!("CARGO_BIN_EXE_distpoint")).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     for step in steps {
         let out = Command::new("sh")
             .args(["-c", step])
@@ -138,7 +148,11 @@ fn the_branch_example_validates_after_the_steps_it_lists() {
             .current_dir(clone.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{step}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let out = distpoint()
         .args(["check-config", "--config", "config/branch.toml"])

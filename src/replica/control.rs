@@ -101,7 +101,7 @@ async fn answer(replication: Arc<Replication>, stream: UnixStream) {
                 },
                 Err(error) => Response {
                     ok: false,
-                    error: Some(error),
+                    error: Some(error.to_string()),
                     replicas: Vec::new(),
                 },
             },

@@ -2,7 +2,8 @@
 //! last good version serving; the task logs it, shows it in `status` and
 //! retries with backoff.
 
-use crate::transfer::TransferError;
+use crate::transfer::document::DocumentError;
+use crate::transfer::{ClientError, TransferError};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -137,3 +138,73 @@ impl std::error::Error for SyncError {
         }
     }
 }
+
+/// Why a source could not be asked, or did not answer for a document.
+#[derive(Debug)]
+pub enum OriginError {
+    /// The source URL cannot be used (an unsupported scheme, a bad URL).
+    Address {
+        /// The source as configured.
+        url: String,
+        /// Why, when it is not a client error.
+        reason: String,
+        /// The client's error, if that is why.
+        source: Option<Box<ClientError>>,
+    },
+    /// `?manifest` or `?signature` failed (network, TLS, HTTP status).
+    Document {
+        /// The source's package prefix.
+        url: String,
+        /// What failed.
+        source: Box<DocumentError>,
+    },
+}
+
+impl fmt::Display for OriginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OriginError::Address {
+                url,
+                reason,
+                source,
+            } => match source {
+                Some(e) => write!(f, "{url}: {e}"),
+                None => write!(f, "{url}: {reason}"),
+            },
+            OriginError::Document { source, .. } => write!(f, "{source}"),
+        }
+    }
+}
+
+impl std::error::Error for OriginError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OriginError::Address { source, .. } => source
+                .as_ref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+            OriginError::Document { source, .. } => Some(source.as_ref()),
+        }
+    }
+}
+
+/// Why `distpoint sync` could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncRequestError {
+    /// The URL prefix asked for is not a replica path.
+    NotAReplica(String),
+    /// The replica's task ended before it answered (shutdown, or removed from the config).
+    Stopped,
+}
+
+impl fmt::Display for SyncRequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncRequestError::NotAReplica(u) => {
+                write!(f, "{u} is not a replica path of this server")
+            }
+            SyncRequestError::Stopped => f.write_str("the replica stopped"),
+        }
+    }
+}
+
+impl std::error::Error for SyncRequestError {}

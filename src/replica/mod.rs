@@ -25,6 +25,7 @@ pub mod task;
 
 use crate::state::replicas::ReplicaStatus;
 use crate::state::ServerState;
+use error::SyncRequestError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -115,7 +116,7 @@ impl Replication {
     }
 
     /// Sync the replica at `url` (or all), and wait for their results.
-    pub async fn sync(&self, url: Option<&str>) -> Result<Vec<ReplicaStatus>, String> {
+    pub async fn sync(&self, url: Option<&str>) -> Result<Vec<ReplicaStatus>, SyncRequestError> {
         let waits: Vec<oneshot::Receiver<ReplicaStatus>> = {
             let tasks = crate::sync::lock(&self.tasks);
             let chosen: Vec<_> = match url {
@@ -123,7 +124,7 @@ impl Replication {
                     let u = u.trim_end_matches('/');
                     let t = tasks
                         .get(u)
-                        .ok_or_else(|| format!("{u} is not a replica path of this server"))?;
+                        .ok_or_else(|| SyncRequestError::NotAReplica(u.to_string()))?;
                     vec![t]
                 }
                 None => tasks.values().collect(),
@@ -139,7 +140,7 @@ impl Replication {
         };
         let mut out = Vec::new();
         for w in waits {
-            out.push(w.await.map_err(|_| "the replica stopped".to_string())?);
+            out.push(w.await.map_err(|_| SyncRequestError::Stopped)?);
         }
         Ok(out)
     }

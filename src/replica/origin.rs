@@ -4,7 +4,7 @@
 //! [`Origin`]: another kind of source (an object store) is one more arm
 //! of its `match`.
 
-use super::error::SyncError;
+use super::error::{OriginError, SyncError};
 use crate::config::Upstream;
 use crate::transfer::document::{self, DocumentError, DOCUMENT_LIMIT};
 use crate::transfer::source::{BoxFuture, ReadRequest, Reader, Reply};
@@ -31,9 +31,9 @@ pub trait Origin: Send + Sync {
     /// The package URL prefix, for messages and reports.
     fn name(&self) -> &str;
     /// The exact bytes of the package manifest; `Ok(None)` when the source has none.
-    fn manifest(&self) -> BoxFuture<'_, Result<Option<Vec<u8>>, String>>;
+    fn manifest(&self) -> BoxFuture<'_, Result<Option<Vec<u8>>, OriginError>>;
     /// The raw signature; `Ok(None)` when the package is not signed there.
-    fn signature(&self) -> BoxFuture<'_, Result<Option<Vec<u8>>, String>>;
+    fn signature(&self) -> BoxFuture<'_, Result<Option<Vec<u8>>, OriginError>>;
     /// One file of the package (its path relative to the package, `/`-separated).
     fn file(&self, rel: &str) -> Arc<dyn Source>;
 }
@@ -71,14 +71,18 @@ pub fn open(upstream: &Upstream, traffic: &Traffic) -> Result<Opened, SyncError>
     let (mut origins, mut failed) = (Vec::new(), Vec::new());
     for url in &upstream.sources {
         let scheme = url.split_once("://").map_or("", |(s, _)| s);
-        let origin: Result<Arc<dyn Origin>, String> = match scheme {
+        let origin: Result<Arc<dyn Origin>, OriginError> = match scheme {
             "https" => HttpsOrigin::new(client.clone(), url, tuning, traffic.clone())
                 .map(|o| Arc::new(o) as Arc<dyn Origin>),
-            other => Err(format!("{url}: {other}:// sources are not supported")),
+            other => Err(OriginError::Address {
+                url: url.clone(),
+                reason: format!("{other}:// sources are not supported"),
+                source: None,
+            }),
         };
         match origin {
             Ok(o) => origins.push(o),
-            Err(e) => failed.push(e),
+            Err(e) => failed.push(e.to_string()),
         }
     }
     Ok((origins, failed))
@@ -118,9 +122,18 @@ struct HttpsOrigin {
 }
 
 impl HttpsOrigin {
-    fn new(client: Client, prefix: &str, tuning: Tuning, traffic: Traffic) -> Result<Self, String> {
+    fn new(
+        client: Client,
+        prefix: &str,
+        tuning: Tuning,
+        traffic: Traffic,
+    ) -> Result<Self, OriginError> {
         let prefix = prefix.trim_end_matches('/').to_string();
-        let base = Target::parse(&format!("{prefix}/")).map_err(|e| format!("{prefix}: {e}"))?;
+        let base = Target::parse(&format!("{prefix}/")).map_err(|e| OriginError::Address {
+            url: prefix.clone(),
+            reason: String::new(),
+            source: Some(Box::new(e)),
+        })?;
         Ok(HttpsOrigin {
             client,
             prefix,
@@ -130,7 +143,7 @@ impl HttpsOrigin {
         })
     }
 
-    async fn document(&self, query: &str) -> Result<Option<Vec<u8>>, String> {
+    async fn document(&self, query: &str) -> Result<Option<Vec<u8>>, OriginError> {
         let target = self
             .base
             .with_path(&format!("{}?{query}", self.base.path()));
@@ -142,7 +155,10 @@ impl HttpsOrigin {
             Err(DocumentError::Status { status, .. }) if status == http::StatusCode::NOT_FOUND => {
                 Ok(None)
             }
-            Err(e) => Err(e.to_string()),
+            Err(source) => Err(OriginError::Document {
+                url: self.prefix.clone(),
+                source: Box::new(source),
+            }),
         }
     }
 }
@@ -152,11 +168,11 @@ impl Origin for HttpsOrigin {
         &self.prefix
     }
 
-    fn manifest(&self) -> BoxFuture<'_, Result<Option<Vec<u8>>, String>> {
+    fn manifest(&self) -> BoxFuture<'_, Result<Option<Vec<u8>>, OriginError>> {
         Box::pin(self.document("manifest"))
     }
 
-    fn signature(&self) -> BoxFuture<'_, Result<Option<Vec<u8>>, String>> {
+    fn signature(&self) -> BoxFuture<'_, Result<Option<Vec<u8>>, OriginError>> {
         Box::pin(self.document("signature"))
     }
 

@@ -189,9 +189,12 @@ async fn offer(o: &dyn Origin, trust: &Trust<'_>) -> Result<Candidate, Offer> {
     let bytes = o
         .manifest()
         .await
-        .map_err(Offer::Unreachable)?
+        .map_err(|e| Offer::Unreachable(e.to_string()))?
         .ok_or_else(|| Offer::Unreachable(format!("{}/?manifest: 404 Not Found", o.name())))?;
-    let signature = o.signature().await.map_err(Offer::Unreachable)?;
+    let signature = o
+        .signature()
+        .await
+        .map_err(|e| Offer::Unreachable(e.to_string()))?;
     check::check(bytes, signature, trust, SystemTime::now()).map_err(Offer::Refused)
 }
 

@@ -246,7 +246,7 @@ impl Audit {
                 inner.counters.dropped.inc();
                 let mut last = crate::sync::lock(&inner.last_drop_log);
                 let now = std::time::Instant::now();
-                if last.map_or(true, |t| now.duration_since(t) >= Duration::from_secs(60)) {
+                if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
                     *last = Some(now);
                     tracing::error!(target: "distpoint::audit",
                         dropped = inner.counters.dropped.get(),

@@ -72,6 +72,8 @@ pub enum Unavailable {
     ConfigChanged(Revoked),
     /// The server-wide budget of file bytes in flight stayed full.
     Busy,
+    /// A serve-through path's object store cannot deliver the bytes now.
+    Origin(String),
 }
 
 impl fmt::Display for Unavailable {
@@ -82,6 +84,7 @@ impl fmt::Display for Unavailable {
             Unavailable::Package(e) => write!(f, "published manifest unavailable: {e}"),
             Unavailable::ConfigChanged(r) => write!(f, "config changed during the request: {r}"),
             Unavailable::Busy => f.write_str("too many file bytes in flight"),
+            Unavailable::Origin(why) => write!(f, "object store: {why}"),
         }
     }
 }
@@ -166,6 +169,7 @@ impl From<IntegrityError> for RequestError {
     fn from(e: IntegrityError) -> Self {
         match e {
             IntegrityError::NotListed => RequestError::NotListed,
+            IntegrityError::Missing => RequestError::NotFound(ResolveError::NotFound),
             IntegrityError::Quarantined { chunk } => RequestError::Quarantined { chunk },
             IntegrityError::Changed => RequestError::Unavailable(Unavailable::FileChanged),
             IntegrityError::Unavailable { cause } => {
@@ -201,6 +205,7 @@ impl From<BodyError> for RequestError {
             BodyError::Integrity { chunk } => RequestError::Quarantined { chunk: Some(chunk) },
             BodyError::Changed => RequestError::Unavailable(Unavailable::FileChanged),
             BodyError::Busy => RequestError::Unavailable(Unavailable::Busy),
+            BodyError::Unavailable(why) => RequestError::Unavailable(Unavailable::Origin(why)),
             other => RequestError::Internal(Internal::Body(other)),
         }
     }

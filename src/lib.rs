@@ -20,6 +20,7 @@ pub mod integrity;
 pub mod io;
 pub mod live;
 pub mod logging;
+pub mod objstore;
 pub mod pipeline;
 pub mod replica;
 pub mod resolve;

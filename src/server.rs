@@ -89,6 +89,10 @@ pub fn prepare(config_path: &Path, origin: &str) -> Result<Option<sandbox::Rules
     // The state folder must exist before it can be named in a rule.
     std::fs::create_dir_all(&config.server.state_dir)
         .map_err(|e| ServerError::State(config.server.state_dir.clone(), e))?;
+    // So are serve-through paths' chunk caches (written beneath them).
+    for vp in config.vpaths.iter().filter(|vp| vp.origin.is_some()) {
+        std::fs::create_dir_all(&vp.dir).map_err(|e| ServerError::State(vp.dir.clone(), e))?;
+    }
     // So must the audit folder (when it lies elsewhere). One that cannot be
     // made is left out: its writes fail, are logged, and serving goes on.
     if let Some(audit) = &config.audit {
@@ -154,6 +158,7 @@ pub async fn run(config_path: &Path, sandbox: Option<sandbox::Rules>) -> Result<
             replication.trigger_all();
         }
     });
+    live::prehash::spawn(runtime.shared.clone(), shutdown.clone());
     // Announced only once config changes are watched.
     banner::print(&runtime.shared.config.load(), &bound);
     let tracker = TaskTracker::new();

@@ -5,8 +5,10 @@
 //! longest prefix wins. Everything else is `404`.
 
 use crate::auth::PrincipalRef;
+use crate::objstore::{StoreSettings, StoreUrl};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How a path's content is trusted (README "Integrity").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,20 @@ impl Verify {
     }
 }
 
+/// Where a serve-through path's content lives: a package in an object
+/// store, read chunk by chunk on demand and kept in a bounded local cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `s3://BUCKET/PREFIX`, holding what `publish --to` uploaded.
+    pub url: StoreUrl,
+    /// How to reach the bucket (`[origins.BUCKET]` or the environment).
+    pub settings: StoreSettings,
+    /// Upper bound of the chunk bytes kept in the path's `dir` (its `cache_dir`).
+    pub cache_bytes: u64,
+    /// How often the store's manifest is checked for a new version.
+    pub interval: Duration,
+}
+
 /// One `[[vpath]]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vpath {
@@ -59,7 +75,9 @@ pub struct Vpath {
     pub url: String,
     /// Its decoded segments; empty for `/`.
     pub segments: Vec<String>,
-    /// The folder served under it (absolute).
+    /// The folder served under it (absolute). For a serve-through path
+    /// (`origin`), its `cache_dir`: verified chunks kept there, never served
+    /// as files.
     pub dir: PathBuf,
     /// Whether requests without credentials may read.
     pub anonymous: bool,
@@ -73,6 +91,8 @@ pub struct Vpath {
     pub verify: Verify,
     /// Publisher public key files (absolute).
     pub publisher_keys: Vec<PathBuf>,
+    /// For a serve-through path: the object store it reads from.
+    pub origin: Option<Origin>,
 }
 
 /// The routing table of one config snapshot.
@@ -136,6 +156,7 @@ mod tests {
             integrity: Integrity::Auto,
             verify: Verify::Cached,
             publisher_keys: vec![],
+            origin: None,
         }
     }
 

@@ -107,3 +107,88 @@ async fn sequence_and_expiry_are_written_signed_and_an_expired_release_is_not_se
     let (ok, _, err) = distpoint(&["publish", pkg, "--expires", "next tuesday"]);
     assert!(!ok && err.contains("--expires"), "{err}");
 }
+
+fn fetch_package(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_distpoint"))
+        .arg("fetch")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn fetch_package_refuses_rollbacks_replaced_releases_and_expired_manifests() {
+    let site = Site::new();
+    site.file("content/pkg/a.bin", &data(10_000, 1));
+    let pkg = site.path("content/pkg");
+    let publish = |seq: &str, extra: &[&str]| {
+        let mut args = vec!["publish", pkg.to_str().unwrap(), "--sequence", seq];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = distpoint(&args);
+        assert!(ok, "{err}");
+    };
+    publish("10", &[]);
+    // No publisher keys: the server hands out whatever it has, expired or
+    // not, so what is seen here is the client's own refusal.
+    let server = site.start(&format!(
+        "{}[[vpath]]\nurl = \"/pkg\"\ndir = \"content/pkg\"\nanonymous = true\n\
+         integrity = \"published\"\n",
+        site.head()
+    ));
+    let prefix = server.url("/pkg");
+    let ca = site.path("certs/ca.crt");
+    let (dest, dest2) = (site.path("dl"), site.path("dl2"));
+    let get = |dest: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "--package",
+            &prefix,
+            "-o",
+            dest.to_str().unwrap(),
+            "--cacert",
+            ca.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        fetch_package(&args)
+    };
+    let (code, err) = get(&dest, &[]);
+    assert_eq!(code, 0, "{err}");
+    let memory: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join(".distpoint/sequences.json")).unwrap())
+            .unwrap();
+    assert_eq!(memory[prefix.as_str()]["sequence"], 10, "{memory}");
+
+    // An older release (other bytes, lower sequence) into the same folder.
+    site.file("content/pkg/a.bin", &data(10_000, 2));
+    publish("9", &[]);
+    let (code, err) = get(&dest, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sequence 9 is lower than 10"), "{err}");
+    assert_eq!(std::fs::read(dest.join("a.bin")).unwrap(), data(10_000, 1));
+
+    // The same sequence with other bytes.
+    publish("10", &[]);
+    let (code, err) = get(&dest, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sequence 10 was taken before"), "{err}");
+
+    // A fresh folder takes it, unless --min-sequence says otherwise.
+    let (code, err) = get(&dest2, &["--min-sequence", "11"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--min-sequence"), "{err}");
+    assert!(!dest2.join("a.bin").exists());
+
+    // Expired (past the 5-minute allowance) is refused; a newer live one is taken.
+    publish("12", &["--expires", "2020-01-01T00:00:00Z"]);
+    let (code, err) = get(&dest, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("expired at 2020-01-01T00:00:00Z"), "{err}");
+    publish("12", &[]);
+    let (code, err) = get(&dest, &["--min-sequence", "11"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(dest.join("a.bin")).unwrap(), data(10_000, 2));
+    server.wait_quiet(std::time::Duration::from_secs(10));
+}

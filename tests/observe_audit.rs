@@ -156,7 +156,7 @@ async fn security_events_are_audited_as_json_lines_and_old_files_expire() {
     // Quarantine, then its release once the bytes match again.
     tamper(&file, 2 * CHUNK + 1, b"!");
     let got = fetch_cut(&server, tls(), req("GET", &server.url("/pkg/app.bin"))).await;
-    assert!(got.map_or(true, |g| g.cut), "cut before the bad chunk");
+    assert!(got.is_none_or(|g| g.cut), "cut before the bad chunk");
     let e = wait_event(&audit, "quarantined", |_| true);
     assert_eq!(e["chunk"], 2);
     assert_eq!(e["file"].as_str(), file.to_str());

@@ -143,7 +143,7 @@ async fn refused_chunks_quarantine_lockouts_and_reloads_are_counted() {
     )
     .await;
     assert!(
-        got.map_or(true, |g| g.cut && g.body.len() <= 2 * CHUNK),
+        got.is_none_or(|g| g.cut && g.body.len() <= 2 * CHUNK),
         "cut before the bad chunk"
     );
     let text = wait_sample(

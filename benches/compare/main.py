@@ -64,6 +64,8 @@ def parse_args():
                    help="seconds to wait before a sample for the foreign load to drop (default 10; quick 0)")
     p.add_argument("--noise-budget", type=float,
                    help="total seconds for such waits and retakes (default 600; quick 0)")
+    p.add_argument("--chunk-cache-mib", type=int,
+                   help="distpoint's [server] chunk_cache_bytes, in MiB (default: the server's own, RAM/8)")
     p.add_argument("--list", action="store_true", help="list the scenario keys and exit")
     return p.parse_args()
 
@@ -224,7 +226,7 @@ def main():
         os.chmod(os.path.join(work, "certs/server.key"), 0o644)  # temporary, removed on exit
         ctx.ca = os.path.join(work, "certs/ca.crt")
         ctx.clients = Clients(ctx.ca, client_cpus)
-        dp = Distpoint(BINARY, work, 9444, ctx.ca)
+        dp = Distpoint(BINARY, work, 9444, ctx.ca, args.chunk_cache_mib)
         ng = Nginx(nginx_script(), work, 9443, ctx.ca)
         servers = ctx.servers = [dp, ng]
         all_sc = select(scen.build(ctx), args.only)

@@ -34,7 +34,7 @@ def _wait_until_up(url, ca, alive, what, log):
 class Distpoint:
     name = "distpoint"
 
-    def __init__(self, binary, work, port, ca):
+    def __init__(self, binary, work, port, ca, chunk_cache_mib=None):
         self.binary, self.work, self.port, self.ca = binary, work, port, ca
         self.proc = None
         # distpoint watches its config file's folder: a folder of its own, so that
@@ -46,7 +46,8 @@ class Distpoint:
                 "[server]\n"
                 f'listen = ["127.0.0.1:{port}"]\n'
                 'state_dir = "../state"\n'
-                "[tls]\n"
+                + (f"chunk_cache_bytes = {chunk_cache_mib << 20}\n" if chunk_cache_mib is not None else "")
+                + "[tls]\n"
                 'cert = "../certs/server.crt"\n'
                 'key = "../certs/server.key"\n'
                 "[[vpath]]\n"

@@ -165,7 +165,7 @@ impl State {
         for (i, w) in self.waiting.iter().enumerate() {
             let rank = self.rank_of(w.client, now);
             // Later requests win ties: they are the latest of their client.
-            if worst.map_or(true, |(_, r)| rank >= r) {
+            if worst.is_none_or(|(_, r)| rank >= r) {
                 worst = Some((i, rank));
             }
         }
@@ -194,7 +194,7 @@ impl State {
         for (i, w) in self.waiting.iter().enumerate() {
             let rank = self.rank_of(w.client, now);
             // Earlier requests win ties.
-            if best.map_or(true, |(_, r)| rank < r) {
+            if best.is_none_or(|(_, r)| rank < r) {
                 best = Some((i, rank));
             }
         }

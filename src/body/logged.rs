@@ -39,7 +39,10 @@ fn cut_kind(e: &BodyError) -> CutKind {
         BodyError::Cut(_) => CutKind::Revoked,
         BodyError::Integrity { .. } => CutKind::Integrity,
         BodyError::Changed => CutKind::Changed,
-        BodyError::Io(_) | BodyError::Truncated { .. } | BodyError::Busy => CutKind::Error,
+        BodyError::Io(_)
+        | BodyError::Truncated { .. }
+        | BodyError::Busy
+        | BodyError::Unavailable(_) => CutKind::Error,
     }
 }
 

@@ -31,6 +31,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use std::fmt;
 use std::fs::File;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -55,6 +56,9 @@ pub enum BodyError {
     Cut(String),
     /// The in-flight budget stayed full: the response could not start.
     Busy,
+    /// The bytes live elsewhere (an object store) and cannot be had now;
+    /// worth retrying shortly.
+    Unavailable(String),
 }
 
 impl fmt::Display for BodyError {
@@ -70,6 +74,7 @@ impl fmt::Display for BodyError {
             }
             BodyError::Cut(why) => write!(f, "transfer cut: {why}"),
             BodyError::Busy => f.write_str("too many file bytes in flight"),
+            BodyError::Unavailable(why) => write!(f, "content unavailable: {why}"),
         }
     }
 }
@@ -83,6 +88,9 @@ impl std::error::Error for BodyError {
     }
 }
 
+/// A read that waits on the network rather than on a disk.
+pub type ReadFuture = Pin<Box<dyn Future<Output = Result<Bytes, BodyError>> + Send>>;
+
 /// Where a body's file bytes come from. `read` is blocking and runs on the
 /// blocking pool.
 pub trait BlockSource: Send + Sync + 'static {
@@ -92,6 +100,12 @@ pub trait BlockSource: Send + Sync + 'static {
     /// The same, answered from memory without blocking, when the source can;
     /// `None` sends the read to the blocking pool.
     fn read_cached(&self, _offset: u64, _len: usize) -> Option<Result<Bytes, BodyError>> {
+        None
+    }
+    /// The same as a task on the async threads, for a source whose reads
+    /// wait on the network (an object store): such a wait must not hold a
+    /// blocking-pool thread. `None` (the default): use [`BlockSource::read`].
+    fn read_async(&self, _offset: u64, _len: usize) -> Option<ReadFuture> {
         None
     }
     /// The alignment reads are planned on.

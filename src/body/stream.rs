@@ -6,7 +6,8 @@
 //! so a slow client applies backpressure all the way down to the disk reads
 //! and a 10 GiB file streams in a few MiB. A block the source can answer
 //! from memory is taken at once; the others are read off the async threads
-//! (`spawn_blocking`).
+//! (`spawn_blocking`), or, for a source whose reads wait on the network, in
+//! a task of their own.
 
 use super::budget::{Budget, Held, START_WAIT};
 use super::{BlockSource, BodyError};
@@ -141,8 +142,13 @@ impl FileStream {
                 Some(Ok(bytes)) => Pending::Ready(bytes, Some(held)),
                 Some(Err(e)) => Pending::Failed(e),
                 None => {
-                    let source = self.source.clone();
-                    let read = tokio::task::spawn_blocking(move || source.read(offset, len));
+                    let read = match self.source.read_async(offset, len) {
+                        Some(fetch) => tokio::spawn(fetch),
+                        None => {
+                            let source = self.source.clone();
+                            tokio::task::spawn_blocking(move || source.read(offset, len))
+                        }
+                    };
                     Pending::Read(read, held)
                 }
             };

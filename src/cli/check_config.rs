@@ -49,6 +49,9 @@ fn published_warnings(config: &Config) -> Vec<String> {
         // A replica fills itself from its upstream.
         .filter(|vp| !config.upstreams.contains_key(&vp.url))
         .filter_map(|vp| {
+            if vp.origin.is_some() {
+                return origin_warning(vp);
+            }
             let why = packages.get(vp).err()?;
             Some(format!(
                 "{}: integrity = \"published\" but {why}; the path answers 503 until \
@@ -58,4 +61,20 @@ fn published_warnings(config: &Config) -> Vec<String> {
             ))
         })
         .collect()
+}
+
+/// A serve-through path whose store has no usable manifest (or cannot be
+/// reached): `serve` starts, and the path answers 503 until it has one.
+fn origin_warning(vp: &std::sync::Arc<distpoint::vpath::Vpath>) -> Option<String> {
+    let rt = super::runtime().ok()?;
+    let why = rt.block_on(distpoint::integrity::origin::probe(vp)).err()?;
+    let url = vp
+        .origin
+        .as_ref()
+        .map(|o| o.url.to_string())
+        .unwrap_or_default();
+    Some(format!(
+        "{}: origin {url}: {why}; the path answers 503 until `distpoint publish DIR --to {url}` is run",
+        vp.url
+    ))
 }

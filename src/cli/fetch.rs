@@ -43,6 +43,11 @@ pub struct FetchArgs {
     /// package manifest must be signed with.
     #[arg(long, requires = "package", value_name = "FILE")]
     pub publisher_key: Option<PathBuf>,
+    /// With --package: refuse a package manifest whose sequence is lower
+    /// (a rollback). The highest sequence taken into DIR is refused below
+    /// too, without this flag.
+    #[arg(long, requires = "package", value_name = "N")]
+    pub min_sequence: Option<u64>,
     /// Parallel connections per source (HTTP/1.1 is offered first, unless
     /// --http1 or --http2 is given).
     #[arg(long, default_value_t = 4, value_name = "N")]
@@ -83,6 +88,7 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
                 output: args.output,
                 expect: args.expect,
                 publisher_key: args.publisher_key,
+                min_sequence: args.min_sequence,
                 connections: args.connections,
                 rate,
                 progress: !json,

@@ -1,7 +1,9 @@
-//! `distpoint publish DIR` and `distpoint publish --gen-key FILE`.
+//! `distpoint publish DIR [--to s3://BUCKET/PREFIX]` and `distpoint publish --gen-key FILE`.
 
-use super::{keyfile, Failure};
-use distpoint::integrity::{hex, keys, publish};
+use super::{keyfile, runtime, Failure};
+use distpoint::config::Config;
+use distpoint::integrity::{hex, keys, publish, upload};
+use distpoint::objstore::{self, Patience, Store, StoreSettings, StoreUrl};
 use std::path::PathBuf;
 
 /// Hash a package folder and write DIR/.distpoint/manifest.json (and its
@@ -25,8 +27,23 @@ pub struct PublishArgs {
     /// `12h`) or an RFC 3339 time; replicas and fetch refuse it afterwards.
     #[arg(long, value_name = "DURATION_OR_RFC3339")]
     pub expires: Option<String>,
+    /// Then upload the package to an object store, so that PREFIX holds
+    /// exactly what a distpoint path serves (only files that changed; the
+    /// manifest last). Credentials: [origins.BUCKET] of --config, else the
+    /// AWS_* environment or the AWS profile files.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub to: Option<String>,
+    /// With --to: the S3-compatible store's https:// URL (not for AWS).
+    #[arg(long, value_name = "URL", requires = "to")]
+    pub endpoint: Option<String>,
+    /// With --to: the store's region.
+    #[arg(long, value_name = "REGION", requires = "to")]
+    pub region: Option<String>,
+    /// With --to: take the bucket's settings from this config's [origins.BUCKET].
+    #[arg(long, value_name = "FILE", requires = "to")]
+    pub config: Option<PathBuf>,
     /// Make a key pair instead: FILE (private) and FILE.pub (public).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["dir", "key"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dir", "key", "to"])]
     pub gen_key: Option<PathBuf>,
 }
 
@@ -41,11 +58,18 @@ pub fn run(args: PublishArgs) -> Result<(), Failure> {
     }
     let dir = args
         .dir
+        .clone()
         .ok_or_else(|| Failure::usage("publish: DIR is required"))?;
     let key = args
         .key
         .as_deref()
         .map(|p| keyfile::private_key("publish: --key", p))
+        .transpose()?;
+    // Everything about the store is checked before anything is hashed.
+    let store = args
+        .to
+        .as_deref()
+        .map(|to| store_of(to, &args))
         .transpose()?;
     let release = publish::Release {
         sequence: args.sequence,
@@ -58,7 +82,46 @@ pub fn run(args: PublishArgs) -> Result<(), Failure> {
     for (rel, root) in &p.roots {
         println!("{}  {rel}", hex(root));
     }
+    if let Some(store) = store {
+        let done = runtime()?
+            .block_on(upload::upload(&dir, &store))
+            .map_err(|e| Failure::network(format!("publish --to: {e}")))?;
+        println!(
+            "uploaded {} file(s), {} bytes, to {}; {} unchanged; {} stale object(s) removed",
+            done.files.len(),
+            done.bytes,
+            store.url(),
+            done.unchanged,
+            done.removed.len()
+        );
+    }
     Ok(())
+}
+
+/// The store behind `--to`, with settings from `--config`'s
+/// `[origins.BUCKET]` or the environment, then `--endpoint` and `--region`.
+fn store_of(to: &str, args: &PublishArgs) -> Result<Store, Failure> {
+    let usage =
+        |what: &str, e: &dyn std::fmt::Display| Failure::usage(format!("publish {what}: {e}"));
+    let url = StoreUrl::parse(to).map_err(|e| usage("--to", &e))?;
+    let from_config = match &args.config {
+        Some(path) => {
+            let config = Config::load(path).map_err(|e| usage("--config", &e))?;
+            config.origins.get(&url.bucket).cloned()
+        }
+        None => None,
+    };
+    let mut settings = match from_config {
+        Some(s) => s,
+        None => StoreSettings::from_env().map_err(|e| usage("--to", &e))?,
+    };
+    if let Some(e) = &args.endpoint {
+        settings.endpoint = Some(objstore::check_endpoint(e).map_err(|e| usage("--endpoint", &e))?);
+    }
+    if let Some(r) = &args.region {
+        settings.region = Some(r.clone());
+    }
+    Store::new(&url, &settings, Patience::Patient).map_err(|e| usage("--to", &e))
 }
 
 /// `--expires`: a duration from now or an RFC 3339 time.

@@ -17,10 +17,11 @@ use super::output;
 use super::progress::Progress;
 use crate::integrity::manifest::parse_digest;
 use crate::integrity::{hex, Digest, FileManifest};
+use crate::objstore::{Patience, Store, StoreSettings, StoreUrl};
 use crate::transfer::resume::{self, ResumeState, WorkFiles};
 use crate::transfer::{
-    self, Client, ClientOptions, DropReason, Events, FileSink, HttpSource, Job, RateLimit, Source,
-    SourceReport, Target, TransferReport, Tuning,
+    self, Client, ClientOptions, DropReason, Events, FileSink, HttpSource, Job, RateLimit,
+    S3Source, Source, SourceReport, Target, TransferReport, Tuning,
 };
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -35,7 +36,8 @@ pub struct FetchOptions {
     /// The file's `https://` URL: the first source, and (without
     /// `--manifest`) where `URL?manifest` is asked for.
     pub url: String,
-    /// More sources of the same file.
+    /// More sources of the same file: `https://` URLs, or `s3://BUCKET/KEY`
+    /// objects (reached with the `AWS_*` environment).
     pub mirrors: Vec<String>,
     /// `--manifest FILE_OR_URL`: the manifest from elsewhere.
     pub manifest_from: Option<String>,
@@ -157,8 +159,10 @@ impl FetchReport {
 /// What was checked before any traffic.
 struct Plan<'a> {
     opts: &'a FetchOptions,
-    /// The primary first, then the mirrors.
-    targets: Vec<Target>,
+    /// The primary (an HTTPS server).
+    primary: Target,
+    /// Every source: the primary first, then the mirrors, in order.
+    sources: Vec<SourceSpec>,
     origin: Origin,
     expect: Option<Digest>,
     files: WorkFiles,
@@ -166,6 +170,14 @@ struct Plan<'a> {
     anonymous: Client,
     /// The server that may receive the Basic credentials.
     login: String,
+}
+
+/// One source of the file, as given.
+enum SourceSpec {
+    /// An HTTPS server.
+    Http(Target),
+    /// An object in an S3-compatible store (`s3://BUCKET/KEY`).
+    Store(Store, String),
 }
 
 impl Plan<'_> {
@@ -203,7 +215,7 @@ pub async fn run(opts: &FetchOptions) -> Result<FetchReport, FetchError> {
                 return Err(FetchError::Unavailable {
                     message: format!(
                         "{}: the file kept changing on the server ({restarts} restarts)",
-                        plan.targets[0].url
+                        plan.primary.url
                     ),
                     sources: Vec::new(),
                 })
@@ -219,24 +231,29 @@ fn plan(opts: &FetchOptions) -> Result<Plan<'_>, FetchError> {
         })?),
         None => None,
     };
-    let targets = std::iter::once(&opts.url)
-        .chain(&opts.mirrors)
-        .map(|u| Target::parse(u))
-        .collect::<Result<Vec<_>, _>>()?;
+    let primary = Target::parse(&opts.url)?;
+    let mut sources = vec![SourceSpec::Http(primary.clone())];
+    for m in &opts.mirrors {
+        sources.push(match StoreUrl::is_store_url(m) {
+            true => store_source(m)?,
+            false => SourceSpec::Http(Target::parse(m)?),
+        });
+    }
     let origin = match (&opts.manifest, &opts.manifest_from) {
         (Some(m), _) => Origin::Given(m.clone()),
         (None, Some(from)) => Origin::parse(from)?,
-        (None, None) => Origin::of_file(&targets[0]),
+        (None, None) => Origin::of_file(&primary),
     };
     output::check_writable(&opts.output)?;
     let client = Client::new(&opts.client)?;
     let login = match &opts.login_authority {
         Some(a) => a.clone(),
-        None => targets[0].authority.clone(),
+        None => primary.authority.clone(),
     };
     Ok(Plan {
         opts,
-        targets,
+        primary,
+        sources,
         origin,
         expect,
         files: WorkFiles::for_path(&opts.output),
@@ -279,13 +296,35 @@ fn sources(plan: &Plan<'_>) -> Vec<Arc<dyn Source>> {
         Some(r) => Tuning::for_rate(r.bytes_per_s()),
         None => Tuning::default(),
     };
-    plan.targets
+    plan.sources
         .iter()
-        .map(|t| {
-            let client = plan.client_for(t).clone();
-            Arc::new(HttpSource::new(client, t.clone(), tuning)) as Arc<dyn Source>
+        .map(|spec| match spec {
+            SourceSpec::Http(t) => {
+                let client = plan.client_for(t).clone();
+                Arc::new(HttpSource::new(client, t.clone(), tuning)) as Arc<dyn Source>
+            }
+            SourceSpec::Store(store, key) => {
+                Arc::new(S3Source::new(store.clone(), key.clone())) as Arc<dyn Source>
+            }
         })
         .collect()
+}
+
+/// `s3://BUCKET/KEY`: the object, reached with the `AWS_*` environment
+/// (and profile files). No request is made yet.
+fn store_source(url: &str) -> Result<SourceSpec, FetchError> {
+    let usage = |e: &dyn std::fmt::Display| FetchError::Usage(format!("--mirror {url}: {e}"));
+    let parsed = StoreUrl::parse(url).map_err(|e| usage(&e))?;
+    if parsed.prefix.is_empty() {
+        return Err(usage(&"names a bucket, not an object"));
+    }
+    let settings = StoreSettings::from_env().map_err(|e| usage(&e))?;
+    let bucket = StoreUrl {
+        bucket: parsed.bucket.clone(),
+        prefix: String::new(),
+    };
+    let store = Store::new(&bucket, &settings, Patience::Quick).map_err(|e| usage(&e))?;
+    Ok(SourceSpec::Store(store, parsed.prefix))
 }
 
 /// Progress, drops on stderr, resume state on every checkpoint.

@@ -9,6 +9,7 @@ pub mod manifest_origin;
 pub mod output;
 pub mod package;
 pub mod progress;
+pub mod release;
 
 /// The connection settings the front ends take from the command line.
 pub use crate::transfer::{ClientError, ClientOptions, Protocol};

@@ -10,9 +10,11 @@
 use super::fetch::{self, FetchOptions};
 use super::fetch_error::FetchError;
 use super::manifest_origin::{self, Origin};
+use super::release::{self, Memory, Taken};
 use crate::integrity::keys::PublicKey;
 use crate::integrity::manifest::parse_digest;
 use crate::integrity::{hex, sha256, PackageManifest};
+use crate::objstore::StoreUrl;
 use crate::transfer::{Client, ClientOptions, DropReason, RateLimit, SourceReport, Target};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::path::{Path, PathBuf};
@@ -31,7 +33,8 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 pub struct PackageOptions {
     /// The package's URL prefix (the path's own URL).
     pub url_prefix: String,
-    /// More prefixes serving the same package (plain servers will do).
+    /// More prefixes serving the same package (plain servers will do, and
+    /// `s3://BUCKET/PREFIX` where `publish --to` uploaded it).
     pub mirrors: Vec<String>,
     /// `--manifest FILE_OR_URL`: the package manifest from elsewhere.
     pub manifest_from: Option<String>,
@@ -41,6 +44,8 @@ pub struct PackageOptions {
     pub expect: Option<String>,
     /// The publisher's public key (SubjectPublicKeyInfo PEM).
     pub publisher_key: Option<PathBuf>,
+    /// `--min-sequence`: the lowest release accepted.
+    pub min_sequence: Option<u64>,
     /// Connections per source and file.
     pub connections: usize,
     /// A limit for all of the package's traffic.
@@ -56,6 +61,8 @@ pub struct PackageOptions {
 pub struct PackageReport {
     /// SHA-256 of the manifest bytes (hex).
     pub package_hash: String,
+    /// The manifest's release number.
+    pub sequence: u64,
     /// Whether the publisher's signature was checked.
     pub signature_checked: bool,
     /// Files written (relative paths).
@@ -75,8 +82,9 @@ impl PackageReport {
     pub fn to_text(&self) -> String {
         let dropped = self.sources.iter().filter(|s| s.dropped.is_some()).count();
         format!(
-            "package {}: {} files, {} bytes verified{}{}, {:.2} s",
+            "package {} (sequence {}): {} files, {} bytes verified{}{}, {:.2} s",
             self.package_hash,
+            self.sequence,
             self.files.len(),
             self.bytes,
             if self.signature_checked {
@@ -98,6 +106,7 @@ impl PackageReport {
         serde_json::json!({
             "ok": true,
             "package_hash": self.package_hash,
+            "sequence": self.sequence,
             "signature_checked": self.signature_checked,
             "files": self.files,
             "bytes": self.bytes,
@@ -111,6 +120,10 @@ impl PackageReport {
 
 /// A relative path from a manifest, safe to join below the output folder.
 fn safe_relative(rel: &str) -> Option<PathBuf> {
+    // The client's own folder (the release memory) is not the package's.
+    if rel.split('/').next() == Some(release::STATE_DIR) {
+        return None;
+    }
     let mut out = PathBuf::new();
     for seg in rel.split('/') {
         if seg.is_empty() || seg == "." || seg == ".." || seg.contains(['\\', '\0']) {
@@ -247,7 +260,11 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
     let mut prefixes = std::iter::once(&opts.url_prefix)
         .chain(&opts.mirrors)
         .map(|p| {
-            parse(p)?;
+            if StoreUrl::is_store_url(p) {
+                StoreUrl::parse(p).map_err(|e| FetchError::Usage(format!("--mirror: {e}")))?;
+            } else {
+                parse(p)?;
+            }
             Ok(Prefix {
                 url: p.trim_end_matches('/').to_string(),
                 report: SourceReport {
@@ -260,6 +277,27 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
         .collect::<Result<Vec<_>, FetchError>>()?;
     let client = Client::new(&opts.client)?;
     let checked = checked_manifest(opts, &client, &base).await?;
+    let prefix = prefixes[0].url.clone();
+    let mut memory = Memory::load(&opts.output).map_err(|e| {
+        FetchError::Usage(format!(
+            "{}: cannot read the releases taken: {e}",
+            opts.output.display()
+        ))
+    })?;
+    memory
+        .check(
+            &prefix,
+            &checked.package,
+            &checked.hash,
+            opts.min_sequence,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|r| {
+            FetchError::integrity(format!(
+                "{prefix}: package {}: {r}; no file was requested",
+                checked.hash
+            ))
+        })?;
     std::fs::create_dir_all(&opts.output).map_err(|e| {
         FetchError::Usage(format!(
             "{}: cannot create folder: {e}",
@@ -267,6 +305,7 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
         ))
     })?;
     let mut report = PackageReport {
+        sequence: checked.package.sequence(),
         package_hash: checked.hash,
         signature_checked: checked.signature_checked,
         files: Vec::new(),
@@ -298,7 +337,11 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
             .collect();
         let mut urls = asked
             .iter()
-            .map(|&i| format!("{}/{}", prefixes[i].url, encoded.join("/")));
+            .map(|&i| match StoreUrl::is_store_url(&prefixes[i].url) {
+                // An object key is the relative path itself, not a URL path.
+                true => format!("{}/{rel}", prefixes[i].url),
+                false => format!("{}/{}", prefixes[i].url, encoded.join("/")),
+            });
         let Some(url) = urls.next() else {
             return Err(FetchError::Unavailable {
                 message: format!("{rel}: every source was dropped for an earlier file"),
@@ -331,6 +374,20 @@ pub async fn run(opts: &PackageOptions) -> Result<PackageReport, FetchError> {
         report.bytes_fetched += file.bytes_fetched;
         report.files.push(rel.clone());
     }
+    memory
+        .record(
+            &prefix,
+            Taken {
+                sequence: report.sequence,
+                package_hash: report.package_hash.clone(),
+            },
+        )
+        .map_err(|e| {
+            FetchError::Usage(format!(
+                "{}: cannot record the release taken: {e}",
+                opts.output.display()
+            ))
+        })?;
     report.sources = prefixes.into_iter().map(|p| p.report).collect();
     report.elapsed = t0.elapsed();
     Ok(report)
@@ -351,7 +408,16 @@ mod tests {
             local_path(Path::new("/o"), "a/b.bin"),
             Some(PathBuf::from("/o/a/b.bin"))
         );
-        for bad in ["../x", "a/../../x", "/etc/passwd", "a//b", "", "a\\b", "."] {
+        for bad in [
+            ".distpoint/sequences.json",
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "",
+            "a\\b",
+            ".",
+        ] {
             assert_eq!(safe_relative(bad), None, "{bad}");
         }
         assert_eq!(

@@ -6,11 +6,13 @@
 
 mod error;
 mod observe;
+mod origins;
 mod raw;
 pub mod upstream;
 
 pub use error::{line_col, ConfigError};
 pub use observe::{MetricsSettings, DEFAULT_METRICS_URL, MAX_RETENTION_DAYS};
+pub use origins::{DEFAULT_CACHE_BYTES, DEFAULT_INTERVAL_SECS};
 pub use upstream::{Upstream, Window};
 
 use crate::audit::AuditSettings;
@@ -42,6 +44,10 @@ pub struct Config {
     pub vpaths: VpathTable,
     /// Replica paths (`[vpath.upstream]`), by their configured URL.
     pub upstreams: BTreeMap<String, std::sync::Arc<Upstream>>,
+    /// `[origins.BUCKET]`: how to reach each object-store bucket.
+    pub origins: BTreeMap<String, crate::objstore::StoreSettings>,
+    /// Files the origins' settings were read from (key files, CAs).
+    pub origin_files: Vec<PathBuf>,
     /// `[metrics]`: served when present.
     pub metrics: Option<MetricsSettings>,
     /// `[audit]`: written when present.
@@ -61,6 +67,9 @@ pub struct ServerSettings {
     pub limits: Limits,
     /// Restrict the process to what the config names (Landlock), after start-up.
     pub sandbox: bool,
+    /// Hash the files of `integrity = "auto"` paths in the background, at
+    /// start and when they appear or change, so first requests rarely wait.
+    pub prehash: bool,
     /// `https://host[:port]` clients reach this server by (no trailing `/`);
     /// `None`: the first listener's address.
     pub public_url: Option<String>,
@@ -179,13 +188,29 @@ impl Config {
         let _ = writeln!(out, "listen: {} (TLS only)", listen.join(", "));
         for vp in self.vpaths.iter() {
             let (integrity, verify) = (vp.integrity.as_str(), vp.verify.as_str());
-            let _ = writeln!(
-                out,
-                "{} -> {} (integrity {integrity}, verify {verify}, chunk {} bytes)",
-                vp.url,
-                vp.dir.display(),
-                vp.chunk_size
-            );
+            match &vp.origin {
+                Some(o) => {
+                    let _ = writeln!(
+                        out,
+                        "{} -> {} (serve-through, integrity {integrity}, verify {verify}; \
+                         cache {} up to {} bytes; manifest checked every {} s)",
+                        vp.url,
+                        o.url,
+                        vp.dir.display(),
+                        o.cache_bytes,
+                        o.interval.as_secs()
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "{} -> {} (integrity {integrity}, verify {verify}, chunk {} bytes)",
+                        vp.url,
+                        vp.dir.display(),
+                        vp.chunk_size
+                    );
+                }
+            }
             if let Some(u) = self.upstreams.get(&vp.url) {
                 let _ = writeln!(
                     out,
@@ -267,6 +292,10 @@ impl Config {
         for vp in self.vpaths.iter() {
             read.push(vp.dir.clone());
             read.extend(vp.publisher_keys.iter().cloned());
+            if vp.origin.is_some() {
+                // A serve-through path keeps its verified chunks there.
+                write.push(vp.dir.clone());
+            }
         }
         for (url, u) in &self.upstreams {
             // A replica writes its versions beneath its own dir.
@@ -284,6 +313,9 @@ impl Config {
             // Replica windows are local time: the time zone database.
             read.extend(["/etc/localtime", "/usr/share/zoneinfo"].map(PathBuf::from));
         }
+        // Read again on each reload.
+        read.extend(self.origin_files.iter().cloned());
+        read.extend(crate::objstore::StoreSettings::profile_files());
         // /proc/meminfo: the default chunk_cache_bytes, read at each reload.
         // The rest: trust anchors and name lookups for outbound connections.
         for system in [
@@ -300,7 +332,9 @@ impl Config {
         }
         read.sort();
         read.dedup();
-        write.extend(self.audit.as_ref().map(|a| a.dir.clone()));
+        if let Some(a) = &self.audit {
+            write.push(a.dir.clone());
+        }
         crate::sandbox::Rules { read, write }
     }
 
@@ -419,11 +453,25 @@ impl Validator<'_> {
         Ok(self.base.join(s.get_ref()))
     }
 
+    /// A `dir` that must exist and be a folder.
+    fn served_dir(&self, d: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+        let dir_path = self.path_of(d)?;
+        match std::fs::metadata(&dir_path) {
+            Ok(m) if m.is_dir() => Ok(dir_path),
+            Ok(_) => Err(self.err(
+                d.span(),
+                format!("dir {} is not a folder", dir_path.display()),
+            )),
+            Err(e) => Err(self.err(d.span(), format!("dir {}: {e}", dir_path.display()))),
+        }
+    }
+
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let server = self.server(raw.server)?;
         let tls = self.tls(raw.tls)?;
         let directory = self.directory(&raw.users, &raw.groups)?;
-        let (vpaths, upstreams) = self.vpaths(&raw.vpath, &directory)?;
+        let origins = self.origins(&raw.origins)?;
+        let (vpaths, upstreams) = self.vpaths(&raw.vpath, &directory, &origins, &server)?;
         let metrics = self.metrics(raw.metrics, &directory, &vpaths)?;
         let audit = self.audit(raw.audit, &server.state_dir)?;
         let log_format = self.log(raw.log)?;
@@ -434,6 +482,8 @@ impl Validator<'_> {
             directory,
             vpaths,
             upstreams,
+            origins: origins.settings,
+            origin_files: origins.files,
             metrics,
             audit,
             log_format,
@@ -529,6 +579,7 @@ impl Validator<'_> {
             state_dir,
             limits,
             sandbox: raw.sandbox.unwrap_or(true),
+            prehash: raw.prehash.unwrap_or(true),
             public_url: raw
                 .public_url
                 .as_ref()
@@ -625,12 +676,15 @@ impl Validator<'_> {
         &self,
         raw: &[Spanned<raw::RawVpath>],
         dir: &Directory,
+        origins: &origins::Origins,
+        server: &ServerSettings,
     ) -> Result<(VpathTable, BTreeMap<String, std::sync::Arc<Upstream>>), ConfigError> {
         let mut seen = BTreeSet::new();
+        let mut caches = BTreeSet::new();
         let mut out = Vec::new();
         let mut upstreams = BTreeMap::new();
-        for v in raw {
-            let v = v.get_ref();
+        for spanned in raw {
+            let v = spanned.get_ref();
             let url = v.url.get_ref();
             if !url.starts_with('/') || url.contains('?') || url.contains('#') {
                 return Err(self.err(
@@ -649,19 +703,40 @@ impl Validator<'_> {
             if !seen.insert(segments.clone()) {
                 return Err(self.err(v.url.span(), format!("url {url:?} is configured twice")));
             }
-            let dir_path = self.path_of(&v.dir)?;
-            match std::fs::metadata(&dir_path) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
+            let integrity =
+                self.choice(&v.integrity, "integrity", Integrity::ALL, Integrity::as_str)?;
+            let (dir_path, origin) = match (&v.dir, &v.origin) {
+                (Some(d), None) => {
+                    self.no_origin_keys(v)?;
+                    (self.served_dir(d)?, None)
+                }
+                (None, Some(o)) => {
+                    let (dir, origin) = self.serve_through(spanned, o, integrity, origins)?;
+                    if dir == server.state_dir || !caches.insert(dir.clone()) {
+                        let span = v.cache_dir.as_ref().map_or(o.span(), |c| c.span());
+                        return Err(self.err(
+                            span,
+                            format!(
+                                "cache_dir {} is already used (by another path or as state_dir)",
+                                dir.display()
+                            ),
+                        ));
+                    }
+                    (dir, Some(origin))
+                }
+                (Some(d), Some(_)) => {
                     return Err(self.err(
-                        v.dir.span(),
-                        format!("dir {} is not a folder", dir_path.display()),
+                        d.span(),
+                        "dir and origin exclude each other: a serve-through path has no dir",
                     ))
                 }
-                Err(e) => {
-                    return Err(self.err(v.dir.span(), format!("dir {}: {e}", dir_path.display())))
+                (None, None) => {
+                    return Err(self.err(
+                        spanned.span(),
+                        "a [[vpath]] needs dir (or origin = \"s3://BUCKET/PREFIX\" to serve through from a store)",
+                    ))
                 }
-            }
+            };
             let allow = self.allow_list(&v.allow, dir)?;
             let chunk_size = match &v.chunk_size {
                 None => DEFAULT_CHUNK_SIZE,
@@ -675,13 +750,18 @@ impl Validator<'_> {
                     ))
                 }
             };
-            let integrity =
-                self.choice(&v.integrity, "integrity", Integrity::ALL, Integrity::as_str)?;
             let verify = self.choice(&v.verify, "verify", Verify::ALL, Verify::as_str)?;
             if !v.publisher_keys.is_empty() && integrity != Integrity::Published {
                 return Err(self.err(
                     v.publisher_keys[0].span(),
                     "publisher_keys needs integrity = \"published\"",
+                ));
+            }
+            if origin.is_some() && v.publisher_keys.is_empty() {
+                return Err(self.err(
+                    v.origin.as_ref().map_or(spanned.span(), |o| o.span()),
+                    "a path with origin needs publisher_keys: the store is not trusted, \
+                     so its manifest must be signed",
                 ));
             }
             let mut publisher_keys = Vec::new();
@@ -705,6 +785,13 @@ impl Validator<'_> {
                 trimmed.to_string()
             };
             if let Some(u) = &v.upstream {
+                if origin.is_some() {
+                    return Err(self.err(
+                        u.span(),
+                        "a replica ([vpath.upstream]) fills a dir of its own: \
+                         it cannot also serve through from an origin",
+                    ));
+                }
                 let upstream = self.upstream(u, integrity, !publisher_keys.is_empty())?;
                 upstreams.insert(url.clone(), std::sync::Arc::new(upstream));
             }
@@ -718,6 +805,7 @@ impl Validator<'_> {
                 integrity,
                 verify,
                 publisher_keys,
+                origin,
             });
         }
         Ok((VpathTable::new(out), upstreams))

@@ -33,6 +33,30 @@ pub struct RawConfig {
     /// `[log]`
     #[serde(default)]
     pub log: Option<Spanned<RawLog>>,
+    /// `[origins.BUCKET]`: how to reach each object-store bucket.
+    #[serde(default)]
+    pub origins: BTreeMap<String, Spanned<RawOrigin>>,
+}
+
+/// `[origins.BUCKET]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrigin {
+    /// `https://HOST[:PORT]` of an S3-compatible store (omit for AWS).
+    #[serde(default)]
+    pub endpoint: Option<Spanned<String>>,
+    /// The store's region name.
+    #[serde(default)]
+    pub region: Option<Spanned<String>>,
+    /// File holding the access key id.
+    #[serde(default)]
+    pub access_key_file: Option<Spanned<String>>,
+    /// File holding the secret access key.
+    #[serde(default)]
+    pub secret_key_file: Option<Spanned<String>>,
+    /// PEM CA certificates to trust for the endpoint.
+    #[serde(default)]
+    pub ca: Option<Spanned<String>>,
 }
 
 /// `[server]`
@@ -78,6 +102,9 @@ pub struct RawServer {
     /// Restrict the server to the files its config names (Landlock).
     #[serde(default)]
     pub sandbox: Option<bool>,
+    /// Hash `auto` paths' files in the background (at start and on change).
+    #[serde(default)]
+    pub prehash: Option<bool>,
     /// Bytes of verified chunks kept in memory (`verify = "cached"`).
     #[serde(default)]
     pub chunk_cache_bytes: Option<Spanned<u64>>,
@@ -119,8 +146,21 @@ pub struct RawUser {
 pub struct RawVpath {
     /// URL prefix.
     pub url: Spanned<String>,
-    /// Folder served under it.
-    pub dir: Spanned<String>,
+    /// Folder served under it (absent with `origin`).
+    #[serde(default)]
+    pub dir: Option<Spanned<String>>,
+    /// `s3://BUCKET/PREFIX`: serve through from an object store instead of `dir`.
+    #[serde(default)]
+    pub origin: Option<Spanned<String>>,
+    /// With `origin`: the folder verified chunks are kept in.
+    #[serde(default)]
+    pub cache_dir: Option<Spanned<String>>,
+    /// With `origin`: the most chunk bytes `cache_dir` holds.
+    #[serde(default)]
+    pub cache_bytes: Option<Spanned<u64>>,
+    /// With `origin`: seconds between checks of the store's manifest.
+    #[serde(default)]
+    pub interval_secs: Option<Spanned<u64>>,
     /// Serve without credentials.
     #[serde(default)]
     pub anonymous: bool,

@@ -48,6 +48,11 @@ impl Verified {
         })
     }
 
+    /// The digest they matched.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
     /// The verified bytes.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes

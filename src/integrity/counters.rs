@@ -26,12 +26,21 @@ pub struct Counters {
     pub chunks_refused: Family<PathLabel, Counter>,
     /// Published files quarantined now.
     pub quarantined_files: Gauge,
+    /// Bytes of chunks read from object stores (serve-through paths), by vpath.
+    pub store_read_bytes: Family<PathLabel, Counter>,
 }
 
 impl Counters {
     /// The refusal counter of the vpath `url`.
     pub fn refused_on(&self, url: &str) -> Counter {
         self.chunks_refused
+            .get_or_create(&PathLabel { path: url.into() })
+            .clone()
+    }
+
+    /// The store-read byte counter of the serve-through vpath `url`.
+    pub fn store_read_on(&self, url: &str) -> Counter {
+        self.store_read_bytes
             .get_or_create(&PathLabel { path: url.into() })
             .clone()
     }

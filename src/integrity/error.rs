@@ -19,6 +19,8 @@ pub enum IntegrityError {
     },
     /// The file changed while its manifest was being made (auto mode).
     Changed,
+    /// A serve-through path's listed file is not in the object store.
+    Missing,
     /// The path's published manifest cannot be used (missing, unreadable,
     /// invalid, or not signed by a publisher key).
     Unavailable {
@@ -37,6 +39,7 @@ impl fmt::Display for IntegrityError {
                 f.write_str("file quarantined after an integrity failure")
             }
             IntegrityError::Changed => f.write_str("file changed while being hashed"),
+            IntegrityError::Missing => f.write_str("listed file missing from the object store"),
             IntegrityError::Unavailable { cause } => {
                 write!(f, "published manifest unavailable: {cause}")
             }

@@ -11,16 +11,20 @@
 pub mod cache;
 pub mod chunker;
 pub mod counters;
+pub mod diskcache;
 mod error;
 pub mod hashing;
 pub mod keys;
 pub mod manifest;
 pub mod metalink;
 pub mod modified;
+pub mod object;
+pub mod origin;
 pub mod publish;
 pub mod published;
 pub mod quarantine;
 pub mod store;
+pub mod upload;
 pub mod verify;
 
 pub use chunker::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
@@ -31,6 +35,7 @@ pub use manifest::{
 };
 
 use crate::audit::Audit;
+use crate::body::BlockSource;
 use crate::http::Validators;
 use crate::resolve::{FileIdentity, ResolvedFile};
 use crate::vpath::{Integrity, Vpath};
@@ -56,6 +61,8 @@ pub struct IntegrityState {
     pub quarantine: Arc<Quarantine>,
     /// The `Last-Modified` given to each path's content (never backwards).
     pub modified: LastModified,
+    /// Serve-through paths: their stores, packages and chunk caches.
+    pub origins: Arc<origin::Origins>,
     /// Chunks verified and refused, files quarantined.
     pub counters: Counters,
 }
@@ -70,7 +77,7 @@ pub struct Prepared {
     /// `ETag` (from the manifest root) and `Last-Modified` of this version.
     pub validators: Validators,
     /// Reads the file chunk by chunk, verified.
-    pub source: Arc<VerifiedFile>,
+    pub source: Arc<dyn BlockSource>,
 }
 
 /// A strong validator for one file version: 128 bits of its manifest root,
@@ -102,12 +109,20 @@ impl IntegrityState {
             packages: Arc::default(),
             quarantine: Arc::new(quarantine),
             modified: LastModified::load(state_dir),
+            origins: Arc::default(),
             counters,
         }
     }
 
     /// The published package of `vpath`; `503` when it is unavailable.
     pub async fn package(&self, vpath: &Arc<Vpath>) -> Result<Arc<Package>, IntegrityError> {
+        if vpath.origin.is_some() {
+            let origin = self.origin(vpath).await?;
+            return origin
+                .package()
+                .await
+                .map_err(|cause| IntegrityError::Unavailable { cause });
+        }
         let loaded = match self.packages.current(vpath) {
             Some(current) => current,
             // Changed or never loaded: read and check it off the async threads.
@@ -177,6 +192,83 @@ impl IntegrityState {
                 last_modified: self.modified.of(&path, &manifest.root, identity.modified()),
             },
             manifest,
+            identity,
+            source: Arc::new(source),
+        })
+    }
+
+    /// A serve-through path's state (its store client and chunk cache are
+    /// made on first use, off the async threads).
+    async fn origin(&self, vpath: &Arc<Vpath>) -> Result<Arc<origin::OriginPath>, IntegrityError> {
+        let (origins, vp) = (self.origins.clone(), vpath.clone());
+        tokio::task::spawn_blocking(move || origins.get(&vp))
+            .await?
+            .map_err(|cause| IntegrityError::Unavailable { cause })
+    }
+
+    /// The manifest of a serve-through path's file and a source that reads
+    /// it from the object store, verified; as [`IntegrityState::prepare`]
+    /// does for a file of a `dir`.
+    pub async fn prepare_origin(
+        &self,
+        vpath: &Arc<Vpath>,
+        rest: &[String],
+        label: &str,
+    ) -> Result<Prepared, IntegrityError> {
+        let origin = self.origin(vpath).await?;
+        let package = origin
+            .package()
+            .await
+            .map_err(|cause| IntegrityError::Unavailable { cause })?;
+        let rel = rest.join("/");
+        let m = package
+            .files
+            .get(&rel)
+            .cloned()
+            .ok_or(IntegrityError::NotListed)?;
+        let location = std::path::PathBuf::from(origin.store().url().join(&rel));
+        // A listed file the store does not hold is missing, as from a `dir`.
+        let object = origin.object(&rel).ok_or(IntegrityError::Missing)?;
+        let mut identity = object::object_identity(&object);
+        if object.size != m.size {
+            error!(file = label, object = %location.display(), size = object.size, expected = m.size,
+                "integrity failure: object size does not match the published manifest; object quarantined");
+            let chunk = self.quarantine.add(location, identity, m.root, None);
+            return Err(IntegrityError::Quarantined { chunk });
+        }
+        if let Some(r) = self.quarantine.get(&location) {
+            // Quarantined: still so while the object is the one that failed.
+            let now = origin.store().head(&rel).await;
+            match now {
+                Ok(o) if object::object_identity(&o) != r.identity || r.root != m.root => {
+                    self.quarantine.remove(&location);
+                    identity = object::object_identity(&o);
+                    info!(file = label, object = %location.display(),
+                        "object changed (or republished): quarantine lifted; every chunk is verified as it is sent");
+                }
+                _ => return Err(IntegrityError::Quarantined { chunk: r.chunk }),
+            }
+        }
+        let source = object::ObjectFile::new(
+            origin,
+            rel,
+            m.clone(),
+            vpath.verify,
+            self.cache.clone(),
+            self.quarantine.clone(),
+            label.to_string(),
+        )
+        .counting(
+            self.counters.chunks_verified.clone(),
+            self.counters.refused_on(&vpath.url),
+            self.counters.store_read_on(&vpath.url),
+        );
+        Ok(Prepared {
+            validators: Validators {
+                etag: etag_of(&m),
+                last_modified: self.modified.of(&location, &m.root, object.last_modified),
+            },
+            manifest: m,
             identity,
             source: Arc::new(source),
         })

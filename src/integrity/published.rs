@@ -73,6 +73,8 @@ pub enum PackageError {
     Expired(String),
     /// A package-level field is invalid.
     Field(ManifestError),
+    /// A serve-through path's object store could not give the manifest.
+    Store(crate::objstore::StoreError),
     /// One file entry is inconsistent.
     Entry {
         /// Its relative path.
@@ -102,6 +104,7 @@ impl std::fmt::Display for PackageError {
             PackageError::ChunkSize(c) => write!(f, "unsupported chunk_size {c}"),
             PackageError::Expired(at) => write!(f, "the package manifest expired at {at}"),
             PackageError::Field(e) => write!(f, "{e}"),
+            PackageError::Store(e) => write!(f, "{e}"),
             PackageError::Entry { rel, source } => write!(f, "entry {rel:?}: {source}"),
         }
     }
@@ -113,6 +116,7 @@ impl std::error::Error for PackageError {
             PackageError::Read { source, .. } => Some(source),
             PackageError::Key(e) => Some(e),
             PackageError::Invalid { source, .. } => Some(source),
+            PackageError::Store(e) => Some(e),
             PackageError::Entry { source, .. } | PackageError::Field(source) => Some(source),
             _ => None,
         }
@@ -191,7 +195,7 @@ impl PackageStore {
 
 /// A path with publisher keys does not serve an expired release (a freeze
 /// the publisher signed); checked on every use, since time moves on.
-fn unexpired(
+pub fn unexpired(
     vpath: &Vpath,
     loaded: Result<Arc<Package>, Arc<PackageError>>,
 ) -> Result<Arc<Package>, Arc<PackageError>> {
@@ -224,21 +228,34 @@ fn load(vpath: &Vpath, meta: &Path) -> Result<Package, PackageError> {
             })
         }
     };
+    check(vpath, bytes, signature, &manifest_path, &sig_path)
+}
+
+/// Check a package manifest's exact bytes and its signature as `vpath`
+/// requires, wherever they were read from (`manifest_path` and `sig_path`
+/// name them in errors).
+pub fn check(
+    vpath: &Vpath,
+    bytes: Vec<u8>,
+    signature: Option<Vec<u8>>,
+    manifest_path: &Path,
+    sig_path: &Path,
+) -> Result<Package, PackageError> {
     if !vpath.publisher_keys.is_empty() {
         let sig = signature
             .as_deref()
-            .ok_or_else(|| PackageError::MissingSignature(sig_path.clone()))?;
+            .ok_or_else(|| PackageError::MissingSignature(sig_path.to_path_buf()))?;
         let mut keys = Vec::new();
         for k in &vpath.publisher_keys {
             keys.push(PublicKey::load(k).map_err(PackageError::Key)?);
         }
         if !keys.iter().any(|k| k.verify(&bytes, sig)) {
-            return Err(PackageError::BadSignature(sig_path));
+            return Err(PackageError::BadSignature(sig_path.to_path_buf()));
         }
     }
     let manifest: PackageManifest =
         serde_json::from_slice(&bytes).map_err(|source| PackageError::Invalid {
-            path: manifest_path.clone(),
+            path: manifest_path.to_path_buf(),
             source,
         })?;
     if manifest.version != 1 {

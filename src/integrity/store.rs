@@ -1,11 +1,11 @@
 //! `integrity = "auto"`: manifests the server computes itself, keyed by file
 //! identity and persisted under `state_dir/manifests/`.
 //!
-//! A file is hashed on its first request (the request waits; concurrent
-//! requests for the same version share one hashing job). Hashing on demand
-//! rather than in a start-up sweep keeps start-up instant and never spends
-//! disk bandwidth on content nobody asks for; the persisted manifests make
-//! the wait a one-time cost per file version, across restarts.
+//! A file is hashed by whoever asks first: the background hasher
+//! (`live::prehash`, at start and on change) or a request, which then waits;
+//! concurrent askers for the same version share one hashing job. The
+//! persisted manifests make hashing a one-time cost per file version, across
+//! restarts.
 
 use super::hashing::compute_file;
 use super::{hex, sha256, FileManifest};

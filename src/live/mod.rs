@@ -3,6 +3,7 @@
 //! - [`watch`]: the config file, the TLS files and `SIGHUP` trigger reloads.
 //! - [`reload`]: validate, swap atomically, log what changed ([`diff`]).
 //! - [`listen`]: listen addresses follow `server.listen`.
+//! - [`prehash`]: auto paths' files hashed in the background, at start and on change.
 //!
 //! What a reload changes is runtime state ([`crate::state`]): the config
 //! snapshot, the TLS configuration (certificate, key and client CA rotate
@@ -12,6 +13,7 @@
 
 pub mod diff;
 pub mod listen;
+pub mod prehash;
 pub mod reload;
 pub mod watch;
 

@@ -105,9 +105,18 @@ async fn serve<B>(
         let response = documents::package(&state.integrity, content, rest, target.query, head);
         return Ok(response.await?.map(Cuttable::never));
     }
-    let file = open(&state.files, content, rest).await?;
     let path = req.uri().path();
-    let prepared = state.integrity.prepare(content, rest, file, path).await?;
+    let prepared = match &vpath.origin {
+        // Serve-through: the file is an object in the store, not on disk.
+        Some(_) if rest.is_empty() => {
+            return Err(RequestError::NotFound(resolve::ResolveError::NotRegular))
+        }
+        Some(_) => state.integrity.prepare_origin(vpath, rest, path).await?,
+        None => {
+            let file = open(&state.files, content, rest).await?;
+            state.integrity.prepare(content, rest, file, path).await?
+        }
+    };
     let name = rest.last().map(String::as_str).unwrap_or("");
     let response = match target.query {
         Query::Manifest | Query::Metalink => {

@@ -84,7 +84,7 @@ pub async fn run(
         let others = config
             .vpaths
             .iter()
-            .filter(|o| o.url != url && o.integrity == Integrity::Published)
+            .filter(|o| o.url != url && o.integrity == Integrity::Published && o.origin.is_none())
             .map(|o| shared.replicas.content(o).vpath.dir.clone())
             .collect();
         let job = SyncJob {

@@ -203,6 +203,11 @@ impl Metrics {
             self.integrity.quarantined_files.clone(),
         );
         r.register(
+            "store_read_bytes",
+            "Bytes of chunks read from the object store by serve-through paths, by URL prefix",
+            self.integrity.store_read_bytes.clone(),
+        );
+        r.register(
             "auth_failures",
             "Credentials refused: wrong_password, unknown_user, malformed",
             self.auth_failures.clone(),

@@ -2,7 +2,8 @@
 //! --package` and branch replicas.
 //!
 //! A [`Job`] names a file's manifest, its [`Source`]s (anything that answers
-//! ranged reads: [`HttpSource`] for an HTTPS server), a [`Sink`] for the
+//! ranged reads: [`HttpSource`] for an HTTPS server, [`S3Source`] for an
+//! object in an S3-compatible store), a [`Sink`] for the
 //! verified chunks ([`FileSink`]: a work file), and optionally chunks held
 //! locally ([`LocalChunks`]), a [`RateLimit`] and a [`Gate`] for new
 //! requests. [`run`] spreads the chunks over every live source, checks each
@@ -26,6 +27,7 @@ pub mod report;
 pub mod response;
 pub mod resume;
 pub mod retry;
+pub mod s3_source;
 pub mod sink;
 pub mod source;
 pub mod verify;
@@ -39,5 +41,6 @@ pub use hooks::{Events, Gate, Quiet};
 pub use http_source::HttpSource;
 pub use rate::RateLimit;
 pub use report::{DropReason, SourceReport, TransferReport};
+pub use s3_source::S3Source;
 pub use sink::{FileSink, LocalChunks, Sink, SinkError};
 pub use source::{ReadError, ReadErrorKind, ReadRequest, Reader, Reply, Source, Validator};

@@ -153,7 +153,7 @@ fn respond(lie: &Lie, req: &Request<Incoming>) -> Response<Body> {
         .and_then(|v| v.split_once('-'))
         .map(|(a, b)| (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()));
     let (a, b, status) = match range {
-        Some((a, b)) if if_range.map_or(true, |t| t == etag) => (a, b, StatusCode::PARTIAL_CONTENT),
+        Some((a, b)) if if_range.is_none_or(|t| t == etag) => (a, b, StatusCode::PARTIAL_CONTENT),
         _ => (0, body.len() - 1, StatusCode::OK),
     };
     if let Some(k) = lie.bad_chunk {

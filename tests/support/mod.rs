@@ -2,6 +2,7 @@
 //! certificates made at test time, and real clients to talk to it.
 #![allow(dead_code)]
 
+pub mod garage;
 pub mod mirror;
 pub mod nginx;
 

@@ -147,7 +147,23 @@ pub enum Event {
         /// Body bytes sent before the cut.
         bytes: u64,
     },
-    // Replicas (not built yet) add `replica_switched` and `replica_refused` here.
+    /// A replica path switched to a new, verified package version.
+    ReplicaSwitched {
+        /// The replica's configured URL prefix.
+        path: String,
+        /// The package hash served now.
+        package: String,
+        /// Its sequence.
+        sequence: u64,
+    },
+    /// A replica refused what a source offered (rollback, expired manifest,
+    /// bad signature, a chunk that does not verify) and kept its version.
+    ReplicaRefused {
+        /// The replica's configured URL prefix.
+        path: String,
+        /// Why, naming the source.
+        reason: String,
+    },
 }
 
 /// What the writer counts; registered in the metrics by the server.

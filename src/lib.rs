@@ -22,6 +22,7 @@ pub mod live;
 pub mod logging;
 pub mod objstore;
 pub mod pipeline;
+pub mod replica;
 pub mod resolve;
 pub mod sandbox;
 pub mod server;

@@ -33,6 +33,10 @@ enum Command {
     /// Hash a package folder and write DIR/.distpoint/manifest.json (and its
     /// signature with --key); print the package hash and each file's root.
     Publish(cli::publish::PublishArgs),
+    /// Ask the running server to sync its replicas (or one) now; wait for the result.
+    Sync(cli::sync::SyncArgs),
+    /// Show each replica of the running server: package served, last sync, next sync.
+    Status(cli::status::StatusArgs),
     /// Certificate helpers.
     Certs {
         #[command(subcommand)]
@@ -56,6 +60,8 @@ fn main() -> ExitCode {
         Command::Fetch(args) => cli::fetch::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Publish(args) => cli::publish::run(args),
+        Command::Sync(args) => cli::sync::run(args),
+        Command::Status(args) => cli::status::run(args),
         Command::Certs { command } => cli::certs::run(command),
         Command::Completions(args) => cli::docs::completions(args, Cli::command()),
         Command::Man(args) => cli::docs::man(args, Cli::command()),

@@ -7,7 +7,7 @@
 use crate::config::{Config, ConfigError, Limits};
 use crate::io::{Activity, ConnIo};
 use crate::state::{certs, registry, ConnInfo, Metrics, Runtime, ServerState, TlsState};
-use crate::{banner, devcerts, live, sandbox, systemd, tls};
+use crate::{banner, devcerts, live, replica, sandbox, systemd, tls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -147,6 +147,17 @@ pub async fn run(config_path: &Path, sandbox: Option<sandbox::Rules>) -> Result<
     runtime.publish_cert_expiry();
     let shutdown = CancellationToken::new();
     live::watch::spawn(runtime.clone(), hangup, shutdown.clone());
+    // Replica paths: a sync at start, then on their interval and on SIGUSR1.
+    let replication = replica::Replication::start(runtime.shared.clone(), shutdown.clone());
+    // Installed before the banner: SIGUSR1's default action would end the process.
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .expect("install SIGUSR1 handler");
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            info!("SIGUSR1: syncing every replica now");
+            replication.trigger_all();
+        }
+    });
     live::prehash::spawn(runtime.shared.clone(), shutdown.clone());
     // Announced only once config changes are watched.
     banner::print(&runtime.shared.config.load(), &bound);

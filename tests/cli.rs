@@ -115,6 +115,61 @@ fn check_config_prints_paths_and_who_may_read_them() {
     assert!(text.contains("readable by: anyone"), "{text}");
 }
 
+/// config/branch.toml validates once the steps its header lists (run as
+/// written, in a fresh clone) have made the files it names.
+#[test]
+fn the_branch_example_validates_after_the_steps_it_lists() {
+    let clone = fresh_clone();
+    let text = std::fs::read_to_string(clone.path().join("config/branch.toml")).unwrap();
+    let steps: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("checkout's folder:"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("# then:"))
+        .map(|l| {
+            l.trim_start_matches('#')
+                .split(" # ")
+                .next()
+                .unwrap()
+                .trim()
+        })
+        .collect();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    let bin = Path::new(env!("CARGO_BIN_EXE_distpoint")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for step in steps {
+        let out = Command::new("sh")
+            .args(["-c", step])
+            .env("PATH", &path)
+            .current_dir(clone.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = distpoint()
+        .args(["check-config", "--config", "config/branch.toml"])
+        .current_dir(clone.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("replica of: https://127.0.0.1:8443/SMS_DP_SMSPKG$/PKG00001"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn check_config_errors_name_file_line_col_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();

@@ -83,6 +83,8 @@ fn a_missing_argument_exits_1_in_every_subcommand() {
         (&["completions"], "SHELL"),
         (&["completions", "no-such-shell"], "no-such-shell"),
         (&["man"], "DIR"),
+        (&["sync", "--config"], "--config"),
+        (&["status", "--config"], "--config"),
     ];
     for (args, named) in cases {
         let out = distpoint(args);

@@ -46,6 +46,8 @@ fn published_warnings(config: &Config) -> Vec<String> {
         .vpaths
         .iter()
         .filter(|vp| vp.integrity == Integrity::Published)
+        // A replica fills itself from its upstream.
+        .filter(|vp| !config.upstreams.contains_key(&vp.url))
         .filter_map(|vp| {
             if vp.origin.is_some() {
                 return origin_warning(vp);

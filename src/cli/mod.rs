@@ -13,6 +13,8 @@ pub mod hash_password;
 pub mod keyfile;
 pub mod publish;
 pub mod serve;
+pub mod status;
+pub mod sync;
 pub mod tls_probe;
 
 use std::fmt;

@@ -8,10 +8,12 @@ mod error;
 mod observe;
 mod origins;
 mod raw;
+pub mod upstream;
 
 pub use error::{line_col, ConfigError};
 pub use observe::{MetricsSettings, DEFAULT_METRICS_URL, MAX_RETENTION_DAYS};
 pub use origins::{DEFAULT_CACHE_BYTES, DEFAULT_INTERVAL_SECS};
+pub use upstream::{Upstream, Window};
 
 use crate::audit::AuditSettings;
 use crate::auth::{self, Directory, PrincipalRef};
@@ -40,6 +42,8 @@ pub struct Config {
     pub directory: Directory,
     /// The virtual paths.
     pub vpaths: VpathTable,
+    /// Replica paths (`[vpath.upstream]`), by their configured URL.
+    pub upstreams: BTreeMap<String, std::sync::Arc<Upstream>>,
     /// `[origins.BUCKET]`: how to reach each object-store bucket.
     pub origins: BTreeMap<String, crate::objstore::StoreSettings>,
     /// Files the origins' settings were read from (key files, CAs).
@@ -207,6 +211,14 @@ impl Config {
                     );
                 }
             }
+            if let Some(u) = self.upstreams.get(&vp.url) {
+                let _ = writeln!(
+                    out,
+                    "  replica of: {} (every {} s)",
+                    u.sources.join(", "),
+                    u.interval.as_secs()
+                );
+            }
             let _ = writeln!(
                 out,
                 "  readable by: {}",
@@ -284,6 +296,22 @@ impl Config {
                 // A serve-through path keeps its verified chunks there.
                 write.push(vp.dir.clone());
             }
+        }
+        for (url, u) in &self.upstreams {
+            // A replica writes its versions beneath its own dir.
+            if let Some(vp) = self.vpaths.get(url) {
+                write.push(vp.dir.clone());
+            }
+            read.extend(u.ca.iter().cloned());
+            read.extend(u.seed.iter().cloned());
+            if let Some((c, k)) = &u.client_cert {
+                read.extend([c.clone(), k.clone()]);
+            }
+            read.extend(u.user.iter().map(|(_, p)| p.clone()));
+        }
+        if !self.upstreams.is_empty() {
+            // Replica windows are local time: the time zone database.
+            read.extend(["/etc/localtime", "/usr/share/zoneinfo"].map(PathBuf::from));
         }
         // Read again on each reload.
         read.extend(self.origin_files.iter().cloned());
@@ -443,7 +471,7 @@ impl Validator<'_> {
         let tls = self.tls(raw.tls)?;
         let directory = self.directory(&raw.users, &raw.groups)?;
         let origins = self.origins(&raw.origins)?;
-        let vpaths = self.vpaths(&raw.vpath, &directory, &origins, &server)?;
+        let (vpaths, upstreams) = self.vpaths(&raw.vpath, &directory, &origins, &server)?;
         let metrics = self.metrics(raw.metrics, &directory, &vpaths)?;
         let audit = self.audit(raw.audit, &server.state_dir)?;
         let log_format = self.log(raw.log)?;
@@ -453,6 +481,7 @@ impl Validator<'_> {
             tls,
             directory,
             vpaths,
+            upstreams,
             origins: origins.settings,
             origin_files: origins.files,
             metrics,
@@ -649,10 +678,11 @@ impl Validator<'_> {
         dir: &Directory,
         origins: &origins::Origins,
         server: &ServerSettings,
-    ) -> Result<VpathTable, ConfigError> {
+    ) -> Result<(VpathTable, BTreeMap<String, std::sync::Arc<Upstream>>), ConfigError> {
         let mut seen = BTreeSet::new();
         let mut caches = BTreeSet::new();
         let mut out = Vec::new();
+        let mut upstreams = BTreeMap::new();
         for spanned in raw {
             let v = spanned.get_ref();
             let url = v.url.get_ref();
@@ -749,12 +779,24 @@ impl Validator<'_> {
                 })?;
                 publisher_keys.push(path);
             }
+            let url = if trimmed.is_empty() {
+                "/".to_string()
+            } else {
+                trimmed.to_string()
+            };
+            if let Some(u) = &v.upstream {
+                if origin.is_some() {
+                    return Err(self.err(
+                        u.span(),
+                        "a replica ([vpath.upstream]) fills a dir of its own: \
+                         it cannot also serve through from an origin",
+                    ));
+                }
+                let upstream = self.upstream(u, integrity, !publisher_keys.is_empty())?;
+                upstreams.insert(url.clone(), std::sync::Arc::new(upstream));
+            }
             out.push(Vpath {
-                url: if trimmed.is_empty() {
-                    "/".into()
-                } else {
-                    trimmed.to_string()
-                },
+                url,
                 segments,
                 dir: dir_path,
                 anonymous: v.anonymous,
@@ -766,7 +808,7 @@ impl Validator<'_> {
                 origin,
             });
         }
-        Ok(VpathTable::new(out))
+        Ok((VpathTable::new(out), upstreams))
     }
 }
 

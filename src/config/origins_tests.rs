@@ -125,3 +125,14 @@ fn serve_through_refusals_name_the_key_at_fault() {
         "{e}"
     );
 }
+
+#[test]
+fn a_serve_through_path_cannot_also_be_a_replica() {
+    let f = Fixture::new();
+    let up = "[vpath.upstream]\nsources = [\"https://site:8443/pkg\"]\n";
+    let e = f.refused(&format!("{PATH}{up}{ORIGIN}"));
+    assert!(
+        e.contains("distpoint.toml:16:1:") && e.contains("cannot also serve through"),
+        "{e}"
+    );
+}

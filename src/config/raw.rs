@@ -179,6 +179,47 @@ pub struct RawVpath {
     /// Ed25519 public key files (SubjectPublicKeyInfo PEM).
     #[serde(default)]
     pub publisher_keys: Vec<Spanned<String>>,
+    /// `[vpath.upstream]`: this path is a replica of a package elsewhere.
+    #[serde(default)]
+    pub upstream: Option<Spanned<RawUpstream>>,
+}
+
+/// `[vpath.upstream]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// Package URL prefixes, in priority order.
+    pub sources: Spanned<Vec<Spanned<String>>>,
+    /// The package hash (hex SHA-256 of `manifest.json`).
+    #[serde(default)]
+    pub expect: Option<Spanned<String>>,
+    /// Seconds between looks for a new version.
+    #[serde(default)]
+    pub interval_secs: Option<Spanned<u64>>,
+    /// PEM CA certificates the sources must chain to.
+    #[serde(default)]
+    pub ca: Option<Spanned<String>>,
+    /// PEM client certificate chain shown to the sources.
+    #[serde(default)]
+    pub client_cert: Option<Spanned<String>>,
+    /// Its private key.
+    #[serde(default)]
+    pub client_key: Option<Spanned<String>>,
+    /// Basic user name at the sources.
+    #[serde(default)]
+    pub user: Option<Spanned<String>>,
+    /// File holding that user's password.
+    #[serde(default)]
+    pub password_file: Option<Spanned<String>>,
+    /// Bytes per second for all of the replica's traffic.
+    #[serde(default)]
+    pub rate_limit: Option<Spanned<u64>>,
+    /// Local-time windows `"HH:MM-HH:MM"` in which replication traffic may start.
+    #[serde(default)]
+    pub windows: Vec<Spanned<String>>,
+    /// A prestaged copy of the package (removable media).
+    #[serde(default)]
+    pub seed: Option<Spanned<String>>,
 }
 
 /// `[metrics]`

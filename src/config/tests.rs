@@ -334,3 +334,73 @@ fn public_url_is_https_host_and_port_only() {
         assert!(e.contains("public_url") && e.contains(":2:"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn a_replica_must_be_published_and_vouched_for() {
+    let f = Fixture::new();
+    let vp = "[[vpath]]\nurl = \"/r\"\ndir = \"content\"\n";
+    let up = "[vpath.upstream]\nsources = [\"https://site:8443/pkg\"]\n";
+    let e = err(&f, &with(&format!("{vp}{up}")));
+    assert!(
+        e.contains("distpoint.toml:10:1:") && e.contains("integrity = \"published\""),
+        "{e}"
+    );
+    let e = err(&f, &with(&format!("{vp}integrity = \"published\"\n{up}")));
+    assert!(
+        e.contains("distpoint.toml:11:1:") && e.contains("expect"),
+        "{e}"
+    );
+    let hash = "ab".repeat(32);
+    let ok = f
+        .parse(&with(&format!(
+            "{vp}integrity = \"published\"\n{up}expect = \"{hash}\"\nwindows = [\"22:00-06:00\"]\n\
+             rate_limit = 100000\ninterval_secs = 60\n"
+        )))
+        .unwrap();
+    let u = &ok.upstreams["/r"];
+    assert_eq!(u.sources, vec!["https://site:8443/pkg".to_string()]);
+    assert_eq!(u.interval, Duration::from_secs(60));
+    assert_eq!(u.windows[0].to_string(), "22:00-06:00");
+    assert!(ok
+        .sandbox_rules()
+        .write
+        .contains(&f.dir.path().join("content")));
+    for (extra, line, what) in [
+        ("expect = \"xyz\"\n", 13, "64-digit"),
+        (
+            &format!("expect = \"{hash}\"\nwindows = [\"22-06\"]\n") as &str,
+            14,
+            "HH:MM",
+        ),
+        (
+            &format!("expect = \"{hash}\"\ninterval_secs = 1\n"),
+            14,
+            "interval_secs",
+        ),
+        (
+            &format!("expect = \"{hash}\"\nuser = \"b\"\n"),
+            11,
+            "password_file",
+        ),
+        (&format!("expect = \"{hash}\"\nsurces = []\n"), 14, "surces"),
+    ] {
+        let e = err(
+            &f,
+            &with(&format!("{vp}integrity = \"published\"\n{up}{extra}")),
+        );
+        assert!(
+            e.contains(&format!("distpoint.toml:{line}:")) && e.contains(what),
+            "{e}"
+        );
+    }
+    let e = err(
+        &f,
+        &with(&format!(
+            "{vp}integrity = \"published\"\n[vpath.upstream]\nsources = [\"http://site/pkg\"]\nexpect = \"{hash}\"\n"
+        )),
+    );
+    assert!(
+        e.contains("distpoint.toml:12:12:") && e.contains("https://"),
+        "{e}"
+    );
+}

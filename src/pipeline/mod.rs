@@ -97,8 +97,12 @@ async fn serve<B>(
         Route::Content(target, vpath) => (target, vpath),
     };
     let rest = target.below(vpath);
+    // The content as of now: for a replica, the version taken once here is
+    // the folder of both the package manifest and the file.
+    let served = state.replicas.content(vpath);
+    let content = &served.vpath;
     if target.package {
-        let response = documents::package(&state.integrity, vpath, rest, target.query, head);
+        let response = documents::package(&state.integrity, content, rest, target.query, head);
         return Ok(response.await?.map(Cuttable::never));
     }
     let path = req.uri().path();
@@ -109,8 +113,8 @@ async fn serve<B>(
         }
         Some(_) => state.integrity.prepare_origin(vpath, rest, path).await?,
         None => {
-            let file = open(&state.files, vpath, rest).await?;
-            state.integrity.prepare(vpath, rest, file, path).await?
+            let file = open(&state.files, content, rest).await?;
+            state.integrity.prepare(content, rest, file, path).await?
         }
     };
     let name = rest.last().map(String::as_str).unwrap_or("");
@@ -132,7 +136,10 @@ async fn serve<B>(
     };
     // The body remembers what authorized it, so a config change can cut it.
     let authority = Authority::new(vpath, &target.segments, identity);
-    let transfer = state.track(authority, conn.close.clone())?;
+    let mut transfer = state.track(authority, conn.close.clone())?;
+    if let Some(version) = served.hold {
+        transfer.hold(version);
+    }
     Ok(response.map(|body| Cuttable::new(body, transfer)))
 }
 

@@ -53,10 +53,8 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
-/// Per-replica figures. Replicas do not exist yet; the families are
-/// registered (so dashboards and alerts can be written against them) and
-/// stay empty until the replication code sets them, one label set per
-/// replica vpath.
+/// Per-replica figures, one label set per replica vpath, set by each
+/// replica's sync loop after every sync (`replica::task`).
 #[derive(Debug, Clone, Default)]
 pub struct ReplicaMetrics {
     /// Unix time of the last successful sync.
@@ -103,7 +101,7 @@ pub struct Metrics {
     pub cert_expiry: Gauge,
     /// The audit writer's counts.
     pub audit: AuditCounters,
-    /// Per-replica figures (empty until replicas exist).
+    /// Per-replica figures.
     pub replicas: ReplicaMetrics,
 }
 

@@ -9,6 +9,7 @@
 //!   holds no socket, so the pipeline can be driven in-process in tests.
 //! - [`ConnInfo`]: what is known about one connection once TLS is up.
 //! - [`registry`]: running transfers and what authorized each.
+//! - [`replicas`]: each replica path's served version and status.
 //! - [`certs`]: the live TLS configuration new handshakes use.
 //! - [`metrics`]: every metric family; [`requests`]: each request's tally.
 //! - the [`Audit`] handle every layer that sees an audit event writes to.
@@ -17,6 +18,7 @@
 pub mod certs;
 pub mod metrics;
 pub mod registry;
+pub mod replicas;
 pub mod requests;
 
 pub use certs::TlsState;
@@ -50,6 +52,8 @@ pub struct ServerState {
     pub files: Arc<OpenFiles>,
     /// The addresses the listeners were bound to at start (port 0 resolved).
     pub bound: Vec<SocketAddr>,
+    /// Replica paths: the version each serves, and its status.
+    pub replicas: replicas::Replicas,
     /// Every metric family.
     pub metrics: Arc<Metrics>,
     /// The audit log (off without `[audit]`).
@@ -84,6 +88,7 @@ impl ServerState {
             budget: Budget::new(limits.max_inflight_bytes),
             files: Arc::new(OpenFiles::default()),
             bound: Vec::new(),
+            replicas: replicas::Replicas::default(),
             config: ArcSwap::from_pointee(config),
             metrics,
             audit,

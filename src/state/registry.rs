@@ -188,6 +188,7 @@ impl TransferRegistry {
             cut: Box::pin(cut.cancelled_owned()),
             reason,
             started: false,
+            hold: None,
         }
     }
 
@@ -238,6 +239,15 @@ pub struct TransferGuard {
     cut: Pin<Box<WaitForCancellationFutureOwned>>,
     reason: Arc<OnceLock<String>>,
     started: bool,
+    hold: Option<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl TransferGuard {
+    /// Keep `value` alive as long as the transfer runs (a replica's
+    /// version folder is removed only when its last transfer ends).
+    pub fn hold(&mut self, value: Arc<dyn std::any::Any + Send + Sync>) {
+        self.hold = Some(value);
+    }
 }
 
 impl CutSignal for TransferGuard {

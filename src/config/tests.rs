@@ -403,4 +403,17 @@ fn a_replica_must_be_published_and_vouched_for() {
         e.contains("distpoint.toml:12:12:") && e.contains("https://"),
         "{e}"
     );
+    // A bucket is a source too; a malformed one is refused where it stands.
+    let bucket = |src: &str| {
+        with(&format!(
+            "{vp}integrity = \"published\"\n[vpath.upstream]\nsources = [\"https://site/pkg\", \"{src}\"]\nexpect = \"{hash}\"\n"
+        ))
+    };
+    let ok = f.parse(&bucket("s3://packages/pkg/")).unwrap();
+    assert_eq!(ok.upstreams["/r"].sources[1], "s3://packages/pkg");
+    let e = err(&f, &bucket("s3://Bad_Bucket/pkg"));
+    assert!(
+        e.contains("distpoint.toml:12:") && e.contains("bucket name"),
+        "{e}"
+    );
 }

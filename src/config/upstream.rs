@@ -164,6 +164,12 @@ impl Validator<'_> {
             .iter()
             .map(|s| {
                 let text = s.get_ref().trim_end_matches('/');
+                if crate::objstore::StoreUrl::is_store_url(text) {
+                    // A package published to a bucket (`publish --to`).
+                    return crate::objstore::StoreUrl::parse(text)
+                        .map(|_| text.to_string())
+                        .map_err(|e| self.err(s.span(), format!("source: {e}")));
+                }
                 let ok = text.parse::<http::Uri>().is_ok_and(|u| {
                     u.scheme_str() == Some("https")
                         && u.authority().is_some()
@@ -175,7 +181,7 @@ impl Validator<'_> {
                     Err(self.err(
                         s.span(),
                         format!(
-                            "source {:?} must be an https:// package URL prefix",
+                            "source {:?} must be an https:// package URL prefix or an s3://BUCKET/PREFIX",
                             s.get_ref()
                         ),
                     ))

@@ -158,6 +158,13 @@ pub enum OriginError {
         /// What failed.
         source: Box<DocumentError>,
     },
+    /// The manifest or signature object could not be read from a store.
+    Store {
+        /// The source's `s3://BUCKET/PREFIX`.
+        url: String,
+        /// What the store said.
+        source: Box<crate::objstore::StoreError>,
+    },
 }
 
 impl fmt::Display for OriginError {
@@ -172,6 +179,7 @@ impl fmt::Display for OriginError {
                 None => write!(f, "{url}: {reason}"),
             },
             OriginError::Document { source, .. } => write!(f, "{source}"),
+            OriginError::Store { url, source } => write!(f, "{url}: {source}"),
         }
     }
 }
@@ -183,6 +191,7 @@ impl std::error::Error for OriginError {
                 .as_ref()
                 .map(|e| e as &(dyn std::error::Error + 'static)),
             OriginError::Document { source, .. } => Some(source.as_ref()),
+            OriginError::Store { source, .. } => Some(source.as_ref()),
         }
     }
 }

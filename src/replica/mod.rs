@@ -4,7 +4,7 @@
 //! - [`task`]: one loop per replica (at start, on the interval, on
 //!   `SIGUSR1` and on `distpoint sync`; backoff after failures).
 //! - [`sync`]: one sync — [`check`] the manifest from the sources in
-//!   priority order ([`origin`]) before any content request, assemble a new
+//!   priority order ([`origin`], [`store_origin`]) before any content request, assemble a new
 //!   version in [`staging`] from local chunks ([`index`]) and the sources
 //!   through the transfer engine, within the [`gate`]'s windows and the rate
 //!   limit, then switch in one swap (runtime state, `state::replicas`).
@@ -20,6 +20,7 @@ pub mod gate;
 pub mod index;
 pub mod origin;
 pub mod staging;
+pub mod store_origin;
 pub mod sync;
 pub mod task;
 

@@ -1,11 +1,13 @@
 //! The sources of a replica, in priority order: each answers for the
 //! package manifest, its signature, and every file as an engine
 //! [`Source`]. [`open`] is the one place a source URL becomes an
-//! [`Origin`]: another kind of source (an object store) is one more arm
-//! of its `match`.
+//! [`Origin`]: a distpoint server (`https://`) here, a bucket (`s3://`) in
+//! [`super::store_origin`].
 
 use super::error::{OriginError, SyncError};
+use super::store_origin::StoreOrigin;
 use crate::config::Upstream;
+use crate::objstore::StoreSettings;
 use crate::transfer::document::{self, DocumentError, DOCUMENT_LIMIT};
 use crate::transfer::source::{BoxFuture, ReadRequest, Reader, Reply};
 use crate::transfer::{
@@ -14,6 +16,7 @@ use crate::transfer::{
 use bytes::Bytes;
 use futures_core::Stream;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,7 +52,7 @@ pub struct Traffic {
 
 impl Traffic {
     /// Count (and pay for) `n` bytes of a small document.
-    async fn document(&self, n: usize) {
+    pub(super) async fn document(&self, n: usize) {
         self.bytes.fetch_add(n as u64, Ordering::Relaxed);
         if let Some(r) = &self.rate {
             r.take(n as u64).await;
@@ -62,7 +65,13 @@ impl Traffic {
 pub type Opened = (Vec<Arc<dyn Origin>>, Vec<String>);
 
 /// The sources of `upstream`, in its order; see [`Opened`].
-pub fn open(upstream: &Upstream, traffic: &Traffic) -> Result<Opened, SyncError> {
+/// `stores` are the config's `[origins.BUCKET]` settings for `s3://` sources
+/// (a bucket without one is reached with the `AWS_*` environment).
+pub fn open(
+    upstream: &Upstream,
+    traffic: &Traffic,
+    stores: &BTreeMap<String, StoreSettings>,
+) -> Result<Opened, SyncError> {
     let client = client(upstream)?;
     let tuning = match &traffic.rate {
         Some(r) => Tuning::for_rate(r.bytes_per_s()),
@@ -73,6 +82,8 @@ pub fn open(upstream: &Upstream, traffic: &Traffic) -> Result<Opened, SyncError>
         let scheme = url.split_once("://").map_or("", |(s, _)| s);
         let origin: Result<Arc<dyn Origin>, OriginError> = match scheme {
             "https" => HttpsOrigin::new(client.clone(), url, tuning, traffic.clone())
+                .map(|o| Arc::new(o) as Arc<dyn Origin>),
+            "s3" => StoreOrigin::new(url, stores, traffic.clone())
                 .map(|o| Arc::new(o) as Arc<dyn Origin>),
             other => Err(OriginError::Address {
                 url: url.clone(),
@@ -195,9 +206,19 @@ impl Origin for HttpsOrigin {
 }
 
 /// A source whose received bytes are counted (the replica's status).
-struct Counted {
+pub(super) struct Counted {
     inner: Arc<dyn Source>,
     bytes: Arc<AtomicU64>,
+}
+
+impl Counted {
+    /// `inner`, its bytes counted into `traffic`.
+    pub(super) fn source(inner: Arc<dyn Source>, traffic: &Traffic) -> Arc<dyn Source> {
+        Arc::new(Counted {
+            inner,
+            bytes: traffic.bytes.clone(),
+        })
+    }
 }
 
 impl Source for Counted {

@@ -40,6 +40,8 @@ pub struct SyncJob<'a> {
     pub slot: &'a ReplicaSlot,
     /// Other folders whose published chunks may be reused.
     pub others: Vec<PathBuf>,
+    /// The config's `[origins.BUCKET]` settings, for `s3://` sources.
+    pub stores: &'a std::collections::BTreeMap<String, crate::objstore::StoreSettings>,
 }
 
 /// What a sync did (also when it failed): the figures for `status`.
@@ -86,7 +88,7 @@ async fn attempt(
                 .map_err(|e| SyncError::Settings(format!("publisher key {}: {e}", p.display())))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (origins, mut unreachable) = origin::open(job.upstream, traffic)?;
+    let (origins, mut unreachable) = origin::open(job.upstream, traffic, job.stores)?;
     let served = job.slot.current();
     let trust = Trust {
         expect: job.upstream.expect,

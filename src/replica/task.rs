@@ -94,6 +94,7 @@ pub async fn run(
             layout: &layout,
             slot: &slot,
             others,
+            stores: &config.origins,
         };
         let out = sync::run(&job).await;
         let now = SystemTime::now();

@@ -19,6 +19,7 @@ pub mod error;
 pub mod gate;
 pub mod index;
 pub mod origin;
+pub mod source;
 pub mod staging;
 pub mod store_origin;
 pub mod sync;

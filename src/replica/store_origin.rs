@@ -7,7 +7,7 @@
 //! the engine. The store is trusted no more than an HTTPS mirror.
 
 use super::error::OriginError;
-use super::origin::{Counted, Origin, Traffic};
+use super::source::{Counted, Origin, Traffic};
 use crate::integrity::upload::{manifest_key, signature_key};
 use crate::objstore::{Patience, Store, StoreSettings, StoreUrl};
 use crate::transfer::source::BoxFuture;

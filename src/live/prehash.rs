@@ -97,7 +97,9 @@ async fn run(
         // What changed since the last file: config first, then content.
         let config = state.config.load_full();
         if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &config)) {
-            let added = scope.follow(&config, &tx);
+            // Adding recursive watches walks the trees (slow for big ones):
+            // off the async worker's other tasks.
+            let added = tokio::task::block_in_place(|| scope.follow(&config, &tx));
             seen = Some(config);
             if !added.is_empty() {
                 sweep = Some(Sweep::start(&state, &added, &mut queue).await);

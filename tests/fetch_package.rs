@@ -4,23 +4,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use support::*;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn distpoint(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_distpoint"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -35,9 +22,9 @@ fn a_signed_package_is_fetched_whole_and_verified() {
         site.file(&format!("content/pkg/{rel}"), body);
     }
     let key = site.path("publisher.key");
-    let (code, _, err) = distpoint(&["publish", "--gen-key", s(&key)]);
+    let (code, _, err) = dp(&["publish", "--gen-key", s(&key)]);
     assert_eq!(code, 0, "{err}");
-    let (code, out, err) = distpoint(&[
+    let (code, out, err) = dp(&[
         "publish",
         s(&site.path("content/pkg")),
         "--chunk-size",
@@ -63,7 +50,7 @@ fn a_signed_package_is_fetched_whole_and_verified() {
     let prefix = server.url("/pkg");
 
     let dest = site.path("dl");
-    let (code, out, err) = distpoint(&[
+    let (code, out, err) = dp(&[
         "fetch",
         "--package",
         &prefix,
@@ -94,7 +81,7 @@ fn a_signed_package_is_fetched_whole_and_verified() {
         .count();
     let wrong = "0".repeat(64);
     let dest2 = site.path("dl2");
-    let (code, _, err) = distpoint(&[
+    let (code, _, err) = dp(&[
         "fetch",
         "--package",
         &prefix,
@@ -111,9 +98,9 @@ fn a_signed_package_is_fetched_whole_and_verified() {
 
     // Another publisher's key: the signature does not verify, exit 2.
     let other = site.path("other.key");
-    let (code, _, err) = distpoint(&["publish", "--gen-key", s(&other)]);
+    let (code, _, err) = dp(&["publish", "--gen-key", s(&other)]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = distpoint(&[
+    let (code, _, err) = dp(&[
         "fetch",
         "--package",
         &prefix,

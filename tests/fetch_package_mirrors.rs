@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use support::nginx::Nginx;
 use support::*;
 
@@ -14,18 +13,6 @@ const CHUNK: usize = 4096;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn distpoint(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_distpoint"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -53,8 +40,8 @@ fn a_package_comes_whole_from_a_good_server_and_a_tampered_mirror() {
         site.file(&format!("content/pkg/{rel}"), body);
     }
     let key = site.path("publisher.key");
-    assert_eq!(distpoint(&["publish", "--gen-key", s(&key)]).0, 0);
-    let (code, out, err) = distpoint(&[
+    assert_eq!(dp(&["publish", "--gen-key", s(&key)]).0, 0);
+    let (code, out, err) = dp(&[
         "publish",
         s(&site.path("content/pkg")),
         "--chunk-size",
@@ -90,7 +77,7 @@ fn a_package_comes_whole_from_a_good_server_and_a_tampered_mirror() {
     let fetch = |args: &[&str]| {
         let mut all = vec!["fetch", "--json", "--cacert", s(&ca)];
         all.extend_from_slice(args);
-        distpoint(&all)
+        dp(&all)
     };
 
     let dest = site.path("dl");

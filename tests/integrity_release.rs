@@ -5,20 +5,7 @@
 mod support;
 
 use distpoint::transfer::Protocol;
-use std::process::Command;
 use support::*;
-
-fn distpoint(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_distpoint"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn manifest(site: &Site) -> serde_json::Value {
     let bytes = std::fs::read(site.path("content/pkg/.distpoint/manifest.json")).unwrap();
@@ -30,14 +17,14 @@ async fn sequence_and_expiry_are_written_signed_and_an_expired_release_is_not_se
     let site = Site::new();
     site.file("content/pkg/a.bin", &data(10_000, 1));
     let key = site.path("publisher.key");
-    let (ok, _, err) = distpoint(&["publish", "--gen-key", key.to_str().unwrap()]);
-    assert!(ok, "{err}");
+    let (code, _, err) = dp(&["publish", "--gen-key", key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
     let pkg = site.path("content/pkg");
     let (pkg, key_s) = (pkg.to_str().unwrap(), key.to_str().unwrap());
 
     // Defaults: the sequence is the Unix time, no expiry.
-    let (ok, out, err) = distpoint(&["publish", pkg, "--key", key_s]);
-    assert!(ok, "{err}");
+    let (code, out, err) = dp(&["publish", pkg, "--key", key_s]);
+    assert_eq!(code, 0, "{err}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -60,7 +47,7 @@ async fn sequence_and_expiry_are_written_signed_and_an_expired_release_is_not_se
     );
 
     // An explicit sequence and an expiry in 30 days: still served.
-    let (ok, _, err) = distpoint(&[
+    let (code, _, err) = dp(&[
         "publish",
         pkg,
         "--key",
@@ -70,7 +57,7 @@ async fn sequence_and_expiry_are_written_signed_and_an_expired_release_is_not_se
         "--expires",
         "30d",
     ]);
-    assert!(ok, "{err}");
+    assert_eq!(code, 0, "{err}");
     let m = manifest(&site);
     assert_eq!(m["sequence"], 42);
     let expires = humantime::parse_rfc3339(m["expires"].as_str().unwrap()).unwrap();
@@ -82,7 +69,7 @@ async fn sequence_and_expiry_are_written_signed_and_an_expired_release_is_not_se
     );
 
     // Expired long ago: the signed freeze makes the path unavailable.
-    let (ok, _, err) = distpoint(&[
+    let (code, _, err) = dp(&[
         "publish",
         pkg,
         "--key",
@@ -90,7 +77,7 @@ async fn sequence_and_expiry_are_written_signed_and_an_expired_release_is_not_se
         "--expires",
         "2020-01-01T00:00:00Z",
     ]);
-    assert!(ok, "{err}");
+    assert_eq!(code, 0, "{err}");
     let got = fetch(&server, tls.clone(), req("GET", &url)).await;
     assert_eq!(got.status, 503);
     assert!(got.header("retry-after").is_some());
@@ -104,20 +91,8 @@ async fn sequence_and_expiry_are_written_signed_and_an_expired_release_is_not_se
     );
 
     // A bad --expires is a usage error naming the flag.
-    let (ok, _, err) = distpoint(&["publish", pkg, "--expires", "next tuesday"]);
-    assert!(!ok && err.contains("--expires"), "{err}");
-}
-
-fn fetch_package(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_distpoint"))
-        .arg("fetch")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, _, err) = dp(&["publish", pkg, "--expires", "next tuesday"]);
+    assert!(code != 0 && err.contains("--expires"), "{err}");
 }
 
 #[test]
@@ -128,8 +103,8 @@ fn fetch_package_refuses_rollbacks_replaced_releases_and_expired_manifests() {
     let publish = |seq: &str, extra: &[&str]| {
         let mut args = vec!["publish", pkg.to_str().unwrap(), "--sequence", seq];
         args.extend_from_slice(extra);
-        let (ok, _, err) = distpoint(&args);
-        assert!(ok, "{err}");
+        let (code, _, err) = dp(&args);
+        assert_eq!(code, 0, "{err}");
     };
     publish("10", &[]);
     // No publisher keys: the server hands out whatever it has, expired or
@@ -144,6 +119,7 @@ fn fetch_package_refuses_rollbacks_replaced_releases_and_expired_manifests() {
     let (dest, dest2) = (site.path("dl"), site.path("dl2"));
     let get = |dest: &std::path::Path, extra: &[&str]| {
         let mut args = vec![
+            "fetch",
             "--package",
             &prefix,
             "-o",
@@ -152,7 +128,8 @@ fn fetch_package_refuses_rollbacks_replaced_releases_and_expired_manifests() {
             ca.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        fetch_package(&args)
+        let (code, _, err) = dp(&args);
+        (code, err)
     };
     let (code, err) = get(&dest, &[]);
     assert_eq!(code, 0, "{err}");

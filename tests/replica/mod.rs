@@ -5,10 +5,9 @@
 //! access log.
 #![allow(dead_code)]
 
-use crate::support::{Server, Site, PASSWORD};
+use crate::support::{dp, Server, Site, PASSWORD};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Content that never repeats a chunk (xorshift64*): `support::data`
@@ -24,19 +23,6 @@ pub fn unique(len: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-/// Run the binary; (exit code, stdout, stderr).
-pub fn dp(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_distpoint"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 pub fn s(p: &Path) -> &str {

@@ -464,3 +464,16 @@ pub fn tamper(path: &Path, at: usize, bytes: &[u8]) {
     f.write_all_at(bytes, at as u64).unwrap();
     f.set_modified(mtime).unwrap();
 }
+
+/// Run the binary with `args`: (exit code, stdout, stderr).
+pub fn dp(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_distpoint"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}

@@ -20,6 +20,7 @@
 
 use std::fs::File;
 use std::io::{self, IoSlice};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,6 +48,34 @@ pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     // The allocator may have given more capacity than asked; never return more.
     buf.truncate(len);
     Ok(buf)
+}
+
+/// Replace `path` with `bytes` so that a crash leaves the old content or
+/// the new, never a mix or nothing: a sibling `NAME.tmp`, fsync, rename,
+/// then the folder synced (see [`sync_dir`]).
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    {
+        let mut f = File::create(&tmp)?;
+        io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir);
+    }
+    Ok(())
+}
+
+/// Make the renames in `dir` durable. Best effort: the data files are
+/// already synced, and failing a finished write over the folder's fsync
+/// is not worth it.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// Writes are gathered up to this many bytes before they reach TLS.
@@ -227,6 +256,20 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn replace_file_leaves_the_new_content_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("current");
+        replace_file(&path, b"old").unwrap();
+        replace_file(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("current")]);
+    }
 
     /// Records the size of every write it receives.
     #[derive(Default)]

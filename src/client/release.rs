@@ -143,7 +143,7 @@ impl Memory {
     }
 
     /// Remember `taken` for `prefix` (never lowering it) and write the file
-    /// atomically: a temporary file, fsync, rename.
+    /// atomically ([`crate::io::replace_file`]).
     pub fn record(&mut self, prefix: &str, taken: Taken) -> std::io::Result<()> {
         if self
             .get(prefix)
@@ -154,16 +154,8 @@ impl Memory {
         self.taken.insert(prefix.to_string(), taken);
         let dir = self.path.parent().expect("a file inside STATE_DIR");
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{FILE}.tmp"));
         let bytes = serde_json::to_vec_pretty(&self.taken).map_err(std::io::Error::other)?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        std::fs::File::open(dir)?.sync_all()
+        crate::io::replace_file(&self.path, &bytes)
     }
 }
 

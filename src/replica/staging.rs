@@ -14,6 +14,7 @@
 
 use crate::integrity::published::{MANIFEST_FILE, META_DIR, SIGNATURE_FILE};
 use crate::integrity::{hex, sha256, PackageManifest};
+use crate::io::{replace_file, sync_dir};
 use crate::state::replicas::Version;
 use std::fs::{self, File};
 use std::io;
@@ -117,11 +118,7 @@ impl Layout {
         }
         sync_dir(&versions);
         let pointer = self.pointer();
-        let tmp = pointer.with_extension("tmp");
-        fs::write(&tmp, id)?;
-        File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, &pointer)?;
-        sync_dir(&self.dir.join(META_DIR));
+        replace_file(&pointer, id.as_bytes())?;
         Ok(to)
     }
 }
@@ -157,13 +154,6 @@ pub fn version_of(dir: &Path) -> Option<Version> {
 /// The id of a version folder: `SEQUENCE-HASH16`.
 pub fn version_id(sequence: u64, hash: &str) -> String {
     format!("{sequence}-{}", &hash[..16.min(hash.len())])
-}
-
-fn sync_dir(dir: &Path) {
-    // Makes renames durable; failing it is not worth failing a sync over.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {

@@ -117,11 +117,8 @@ impl FileSink {
     pub fn finish(&self, to: &Path) -> Result<(), SinkError> {
         self.file.sync_all().map_err(at(&self.path, "sync"))?;
         std::fs::rename(&self.path, to).map_err(at(to, "rename the download into place"))?;
-        // A folder fsync is what makes the new name survive a crash; failing
-        // it is not worth failing a complete, verified download over.
-        if let Ok(d) = File::open(parent(to)) {
-            let _ = d.sync_all();
-        }
+        // A folder fsync is what makes the new name survive a crash.
+        crate::io::sync_dir(parent(to));
         Ok(())
     }
 }

@@ -256,12 +256,15 @@ fn finished(ev: &Event) -> Option<PathBuf> {
 
 /// Queue what changed at `p`: the file, or every file of a folder.
 async fn arrived(scope: &Scope, p: &Path, queue: &mut Queue) {
+    let mut is_dir = None;
     for vp in &scope.paths {
         let Some(rest) = beneath(&vp.dir, p) else {
             continue;
         };
-        let is_dir = std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
-        if is_dir {
+        // Asked once, and only for a path some auto path holds.
+        let dir =
+            *is_dir.get_or_insert_with(|| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()));
+        if dir {
             for more in walk_blocking(p.to_path_buf()).await {
                 let mut full = rest.clone();
                 full.extend(more);

@@ -3,20 +3,11 @@
 //! at all without it. One test in its own binary, because it sets the
 //! process environment.
 
+mod support;
+
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
-
-fn recv(sock: &UnixDatagram) -> Vec<String> {
-    let mut buf = [0u8; 4096];
-    let n = sock
-        .recv(&mut buf)
-        .expect("a notification within the timeout");
-    String::from_utf8(buf[..n].to_vec())
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
+use support::notify_lines as recv;
 
 #[test]
 fn notifications_reach_the_socket_and_are_no_ops_without_one() {

@@ -5,19 +5,8 @@ mod support;
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
+use support::notify_lines as recv;
 use support::*;
-
-fn recv(sock: &UnixDatagram) -> Vec<String> {
-    let mut buf = [0u8; 4096];
-    let n = sock
-        .recv(&mut buf)
-        .expect("a notification within the timeout");
-    String::from_utf8(buf[..n].to_vec())
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 #[test]
 fn ready_after_binding_reloading_then_ready_on_a_change_stopping_on_sigterm() {

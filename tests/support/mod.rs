@@ -477,3 +477,17 @@ pub fn dp(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
+
+/// The `KEY=VALUE` lines of the next sd_notify datagram on `sock` (within
+/// its read timeout).
+pub fn notify_lines(sock: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut buf = [0u8; 4096];
+    let n = sock
+        .recv(&mut buf)
+        .expect("a notification within the timeout");
+    String::from_utf8(buf[..n].to_vec())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}

@@ -91,6 +91,29 @@ where
     all
 }
 
+/// `round` against `server` over and over for the whole measurement
+/// window, while [`under_attack`] measures the honest client's HTTP/2
+/// throughput before and during.
+async fn flood<R, Fut>(
+    name: &str,
+    site: &Arc<Site>,
+    server: &support::Server,
+    round: R,
+) -> Vec<Round>
+where
+    R: Fn(Arc<Site>, std::net::SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Round> + Send + 'static,
+{
+    let (s2, addr) = (site.clone(), server.addr);
+    under_attack(name, site, server, Protocol::Http2, WINDOW, async move {
+        rounds_for(WINDOW + Duration::from_millis(300), 1, move || {
+            round(s2.clone(), addr)
+        })
+        .await
+    })
+    .await
+}
+
 fn summary(rounds: &[Round]) -> (usize, usize, usize, Vec<Option<u32>>) {
     let units = rounds.iter().map(|r| r.units).sum();
     let max = rounds.iter().map(|r| r.units).max().unwrap_or(0);
@@ -218,22 +241,9 @@ async fn hpack_bomb_round(site: Arc<Site>, addr: std::net::SocketAddr) -> Round 
 async fn rapid_reset_leaves_the_server_serving() {
     let (site, server) = start("");
     let site = Arc::new(site);
-    let (s2, addr, pid) = (site.clone(), server.addr, server.pid());
+    let pid = server.pid();
     let rss_before = rss_kib(pid);
-    let rounds = under_attack(
-        "HTTP/2 rapid reset",
-        &site,
-        &server,
-        Protocol::Http2,
-        WINDOW,
-        async move {
-            rounds_for(WINDOW + Duration::from_millis(300), 1, move || {
-                rapid_reset_round(s2.clone(), addr)
-            })
-            .await
-        },
-    )
-    .await;
+    let rounds = flood("HTTP/2 rapid reset", &site, &server, rapid_reset_round).await;
     let rss_after = rss_kib(pid);
     let (streams, most, closed, codes) = summary(&rounds);
     println!(
@@ -260,19 +270,11 @@ async fn rapid_reset_leaves_the_server_serving() {
 async fn continuation_flood_is_cut_off() {
     let (site, server) = start("");
     let site = Arc::new(site);
-    let (s2, addr) = (site.clone(), server.addr);
-    let rounds = under_attack(
+    let rounds = flood(
         "HTTP/2 CONTINUATION flood",
         &site,
         &server,
-        Protocol::Http2,
-        WINDOW,
-        async move {
-            rounds_for(WINDOW + Duration::from_millis(300), 1, move || {
-                continuation_round(s2.clone(), addr)
-            })
-            .await
-        },
+        continuation_round,
     )
     .await;
     let (bytes, most, closed, codes) = summary(&rounds);
@@ -293,22 +295,9 @@ async fn continuation_flood_is_cut_off() {
 async fn hpack_bomb_is_refused_without_memory_growth() {
     let (site, server) = start("");
     let site = Arc::new(site);
-    let (s2, addr, pid) = (site.clone(), server.addr, server.pid());
+    let pid = server.pid();
     let rss_before = rss_kib(pid);
-    let rounds = under_attack(
-        "HPACK bomb",
-        &site,
-        &server,
-        Protocol::Http2,
-        WINDOW,
-        async move {
-            rounds_for(WINDOW + Duration::from_millis(300), 1, move || {
-                hpack_bomb_round(s2.clone(), addr)
-            })
-            .await
-        },
-    )
-    .await;
+    let rounds = flood("HPACK bomb", &site, &server, hpack_bomb_round).await;
     let rss_after = rss_kib(pid);
     let (sent, most, closed, codes) = summary(&rounds);
     let data: usize = rounds.iter().map(|r| r.data_frames).sum();

@@ -31,6 +31,19 @@ async fn h2(
     sender
 }
 
+/// `GET path` on `sender`'s connection, once it is ready.
+async fn get(
+    sender: &mut hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    server: &Server,
+    path: &str,
+) -> hyper::Response<hyper::body::Incoming> {
+    sender.ready().await.unwrap();
+    let req = http::Request::get(server.url(path))
+        .body(Empty::new())
+        .unwrap();
+    sender.send_request(req).await.unwrap()
+}
+
 /// Wait until the server closes `sender`'s connection; how long it took.
 async fn closed_within(
     sender: &hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
@@ -69,15 +82,7 @@ async fn a_connection_that_only_answers_and_sends_pings_is_closed_when_idle() {
             .keep_alive_while_idle(true);
     })
     .await;
-    sender.ready().await.unwrap();
-    let resp = sender
-        .send_request(
-            http::Request::get(server.url("/pub/small.txt"))
-                .body(Empty::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = get(&mut sender, &server, "/pub/small.txt").await;
     assert_eq!(read(resp).await.status, 200);
     let took = closed_within(&sender, Duration::from_secs(10)).await;
     assert!(took >= Duration::from_millis(800), "closed early: {took:?}");
@@ -94,15 +99,7 @@ async fn a_download_stalled_at_a_zero_window_is_idle_too() {
             .keep_alive_while_idle(true);
     })
     .await;
-    sender.ready().await.unwrap();
-    let resp = sender
-        .send_request(
-            http::Request::get(server.url("/pub/big.bin"))
-                .body(Empty::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = get(&mut sender, &server, "/pub/big.bin").await;
     assert_eq!(resp.status(), 200);
     let took = closed_within(&sender, Duration::from_secs(10)).await;
     assert!(took >= Duration::from_millis(800), "closed early: {took:?}");
@@ -113,15 +110,7 @@ async fn a_download_stalled_at_a_zero_window_is_idle_too() {
 async fn a_slow_but_moving_download_is_not_idle() {
     let (site, server) = site_with(1);
     let mut sender = h2(&server, &site, |_| {}).await;
-    sender.ready().await.unwrap();
-    let resp = sender
-        .send_request(
-            http::Request::get(server.url("/pub/big.bin"))
-                .body(Empty::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = get(&mut sender, &server, "/pub/big.bin").await;
     assert_eq!(resp.status(), 200);
     // Read a frame every 100 ms: for 2.5 s, past the 1 s idle timeout.
     use http_body_util::BodyExt;
